@@ -1,0 +1,240 @@
+//! The frozen backbone: an ONNX model run by tract, cut at the manifest's
+//! feature output, with a fixed batch-1 input (the fastest plan in tract;
+//! throughput comes from one plan state per core, see `extract`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use image::DynamicImage;
+use ndarray::{Array2, Array4, ArrayView4};
+use tract_onnx::prelude::*;
+
+use crate::manifest::{Manifest, default_models_dir, sha256_file};
+use crate::preprocess;
+
+/// A manifest together with the model file it describes.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub manifest: Manifest,
+    pub path: PathBuf,
+}
+
+impl ModelSpec {
+    /// Resolves `--model`: a built-in name, a manifest `.toml`, or an `.onnx`
+    /// file with a sibling `.toml` of the same stem.
+    pub fn resolve(model: &str, models_dir: Option<&Path>) -> Result<ModelSpec> {
+        let dir = models_dir.map(Path::to_path_buf).unwrap_or_else(default_models_dir);
+        let as_path = Path::new(model);
+        let (manifest, base) = if model.ends_with(".toml") {
+            let m = Manifest::from_path(as_path)?;
+            (m, as_path.parent().map(Path::to_path_buf).unwrap_or_default())
+        } else if model.ends_with(".onnx") {
+            let toml = as_path.with_extension("toml");
+            if !toml.exists() {
+                bail!(
+                    "{model}: no manifest {} beside it; write one (see models/*.toml) or pass \
+                     --input, --cut, --size and --norm",
+                    toml.display()
+                );
+            }
+            let mut m = Manifest::from_path(&toml)?;
+            m.file = as_path.file_name().unwrap().to_string_lossy().into_owned();
+            (m, as_path.parent().map(Path::to_path_buf).unwrap_or_default())
+        } else if let Some(m) = Manifest::builtin(model) {
+            // a manifest in the models folder overrides the built-in one
+            let local = dir.join(format!("{model}.toml"));
+            let m = if local.exists() { Manifest::from_path(&local)? } else { m };
+            (m, dir)
+        } else {
+            let local = dir.join(format!("{model}.toml"));
+            if !local.exists() {
+                bail!(
+                    "unknown model {model:?}: not built in ({}) and no {} found",
+                    crate::manifest::BUILTIN.iter().map(|b| b.0).collect::<Vec<_>>().join(", "),
+                    local.display()
+                );
+            }
+            (Manifest::from_path(&local)?, dir)
+        };
+        let path = if Path::new(&manifest.file).is_absolute() {
+            PathBuf::from(&manifest.file)
+        } else {
+            base.join(&manifest.file)
+        };
+        Ok(ModelSpec { manifest, path })
+    }
+
+    /// Checks the model file exists and has the expected sha256; returns
+    /// the actual sha256 (computed for custom models that give none).
+    pub fn verify(&self) -> Result<String> {
+        if !self.path.exists() {
+            bail!(
+                "{}: model file not found; run `edgetune models install` (copies it from \
+                 ../shared/models) or put {} there",
+                self.path.display(),
+                self.manifest.file
+            );
+        }
+        let actual = sha256_file(&self.path)?;
+        if !self.manifest.sha256.is_empty() && actual != self.manifest.sha256 {
+            bail!(
+                "{}: wrong or truncated model file: sha256 is {actual}, expected {}",
+                self.path.display(),
+                self.manifest.sha256
+            );
+        }
+        Ok(actual)
+    }
+}
+
+pub type Plan = Arc<TypedSimplePlan>;
+
+/// A loaded, optimised backbone. Cheap to share between threads; each thread
+/// runs it through its own [`Session`].
+pub struct Backbone {
+    pub manifest: Manifest,
+    pub model_path: PathBuf,
+    pub model_sha256: String,
+    pub fingerprint: String,
+    plan: Plan,
+    /// Index of the logits output, when loaded as a classifier.
+    logits_output: Option<usize>,
+    pub load_time: std::time::Duration,
+}
+
+impl Backbone {
+    /// Loads the feature extractor (outputs: the cut point only).
+    pub fn load(spec: &ModelSpec) -> Result<Backbone> {
+        Self::load_with(spec, false)
+    }
+
+    /// Loads features and the manifest's `logits` output (ImageNet checks).
+    pub fn load_classifier(spec: &ModelSpec) -> Result<Backbone> {
+        if spec.manifest.logits.is_none() {
+            bail!("model {}: its manifest names no `logits` output", spec.manifest.name);
+        }
+        Self::load_with(spec, true)
+    }
+
+    fn load_with(spec: &ModelSpec, with_logits: bool) -> Result<Backbone> {
+        let t0 = Instant::now();
+        let model_sha256 = spec.verify()?;
+        let m = &spec.manifest;
+        let shape = preprocess::input_shape(m, 1);
+        let file = spec.path.display();
+        let mut outputs = vec![m.cut.clone()];
+        if with_logits {
+            outputs.push(m.logits.clone().unwrap());
+        }
+        let mut model = tract_onnx::onnx()
+            .model_for_path(&spec.path)
+            .with_context(|| format!("{file}: not a loadable ONNX model"))?;
+        let input_names: Vec<String> = model
+            .input_outlets()?
+            .iter()
+            .map(|o| model.node(o.node).name.clone())
+            .collect();
+        let input_ix = input_names.iter().position(|n| *n == m.input).with_context(|| {
+            format!("{file}: no input named {:?} (inputs: {})", m.input, input_names.join(", "))
+        })?;
+        model = model
+            .with_input_fact(input_ix, f32::fact(shape).into())
+            .with_context(|| format!("{file}: cannot set input {:?} to {shape:?}", m.input))?;
+        model = model.with_outputs_by_name(&outputs).with_context(|| {
+            format!("{file}: output or node {:?} not found (check `cut` in the manifest)", outputs)
+        })?;
+        let plan = model
+            .into_typed()
+            .and_then(|m| m.into_decluttered())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .with_context(|| format!("{file}: tract cannot optimise this model"))?;
+        let fingerprint = m.fingerprint(&model_sha256);
+        Ok(Backbone {
+            manifest: m.clone(),
+            model_path: spec.path.clone(),
+            model_sha256,
+            fingerprint,
+            plan,
+            logits_output: with_logits.then_some(1),
+            load_time: t0.elapsed(),
+        })
+    }
+
+    pub fn session(&self) -> Result<Session<'_>> {
+        Ok(Session { backbone: self, state: self.plan.spawn()? })
+    }
+
+    pub fn feature_dim(&self) -> usize {
+        self.manifest.feature_dim
+    }
+}
+
+/// Per-thread runner: keeps tract's plan state (buffers) between images.
+pub struct Session<'a> {
+    backbone: &'a Backbone,
+    state: TypedSimpleState,
+}
+
+/// One image's backbone outputs.
+pub struct Outputs {
+    pub features: Vec<f32>,
+    pub logits: Option<Vec<f32>>,
+}
+
+impl Session<'_> {
+    /// Runs one preprocessed batch-1 input.
+    pub fn run_input(&mut self, input: ArrayView4<f32>) -> Result<Outputs> {
+        let m = &self.backbone.manifest;
+        let expected = preprocess::input_shape(m, 1);
+        if input.shape() != expected {
+            bail!("input shape {:?}, model expects {expected:?}", input.shape());
+        }
+        let t: Tensor = input.to_owned().into_dyn().into();
+        let out = self.state.run(tvec!(t.into()))?;
+        let features: Vec<f32> = out[0].to_plain_array_view::<f32>()?.iter().copied().collect();
+        if features.len() != m.feature_dim {
+            bail!(
+                "{}: cut {:?} yields {} values, manifest says feature_dim = {}",
+                self.backbone.model_path.display(),
+                m.cut,
+                features.len(),
+                m.feature_dim
+            );
+        }
+        let logits = match self.backbone.logits_output {
+            Some(ix) => Some(out[ix].to_plain_array_view::<f32>()?.iter().copied().collect()),
+            None => None,
+        };
+        Ok(Outputs { features, logits })
+    }
+
+    pub fn run_image(&mut self, img: &DynamicImage) -> Result<Outputs> {
+        let input = preprocess::to_input(img, &self.backbone.manifest);
+        self.run_input(input.view())
+    }
+
+    /// Features for a batch of inputs ([N, …]), one image at a time.
+    pub fn run_batch(&mut self, batch: &Array4<f32>) -> Result<Array2<f32>> {
+        let n = batch.shape()[0];
+        let mut out = Array2::zeros((n, self.backbone.feature_dim()));
+        for i in 0..n {
+            let one = batch.slice(ndarray::s![i..i + 1, .., .., ..]);
+            let f = self.run_input(one)?.features;
+            out.row_mut(i).assign(&ndarray::ArrayView1::from(&f));
+        }
+        Ok(out)
+    }
+}
+
+/// Index and probability of the `k` largest softmax probabilities.
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| exps[b].total_cmp(&exps[a]).then(a.cmp(&b)));
+    idx.into_iter().take(k).map(|i| (i, exps[i] / sum)).collect()
+}
