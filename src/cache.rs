@@ -160,7 +160,7 @@ impl FeatureCache {
             mine += 1;
         }
         let failures = tx.open_table(FAILURES)?.len()?;
-        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let bytes = std::fs::metadata(&self.path).map(|m| disk_usage(&m)).unwrap_or(0);
         Ok(CacheStats { entries_this_backbone: mine, entries_all: all, failures, bytes })
     }
 }
@@ -171,6 +171,17 @@ pub struct CacheStats {
     pub entries_all: u64,
     pub failures: u64,
     pub bytes: u64,
+}
+
+/// Bytes the file occupies on disk (redb files are sparse after growth).
+fn disk_usage(m: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (m.blocks() * 512).min(m.len())
+    }
+    #[cfg(not(unix))]
+    m.len()
 }
 
 fn encode_value(e: &Entry) -> Vec<u8> {

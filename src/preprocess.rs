@@ -41,6 +41,10 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     if reader.format().is_none() {
         return Err(ImageError::Unsupported("unknown file signature".into()));
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        // the decoder would fill the missing part with gray and say nothing
+        return Err(ImageError::Corrupt("truncated JPEG (no end-of-image marker)".into()));
+    }
     let mut reader = reader;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -56,6 +60,18 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
         image::ImageError::IoError(io) => ImageError::Corrupt(io.to_string()),
         other => ImageError::Corrupt(other.to_string()),
     })
+}
+
+/// A complete JPEG has an end-of-image marker (FF D9) after its last
+/// start-of-scan (FF DA). Inside entropy-coded data FF is always followed by
+/// 00 or a restart marker, so neither pattern occurs there by chance; an
+/// EXIF thumbnail's markers come before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let find_last = |pat: [u8; 2]| bytes.windows(2).rposition(|w| w == pat);
+    match (find_last([0xFF, 0xDA]), find_last([0xFF, 0xD9])) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
 }
 
 pub fn decode_file(path: &Path) -> Result<DynamicImage, ImageError> {

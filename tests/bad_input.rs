@@ -33,6 +33,13 @@ fn make_cases(dir: &Path) -> Vec<(PathBuf, bool)> {
     put("zero.jpg", vec![], false);
     put("text.jpg", b"this is a text file, not a photo\n".to_vec(), false);
     put("truncated_header.jpg", jpeg[..200].to_vec(), false);
+    put("truncated_half.jpg", jpeg[..jpeg.len() / 2].to_vec(), false);
+    let png = {
+        let mut v = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::from(gradient(300, 200)).write_to(&mut v, image::ImageFormat::Png).unwrap();
+        v.into_inner()
+    };
+    put("truncated_half.png", png[..png.len() / 2].to_vec(), false);
     let mut corrupt = jpeg.clone();
     // wipe the quantisation and Huffman tables and the frame header
     for b in corrupt.iter_mut().skip(20).take(600) {
