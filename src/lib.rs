@@ -7,7 +7,9 @@
 //! Modules, in pipeline order: [`manifest`] (how to run a backbone),
 //! [`preprocess`] (decode, crop, resize, normalise), [`backbone`] (tract),
 //! [`cache`] (redb feature store), [`dataset`] (folder-per-class),
-//! [`extract`] (parallel, resumable extraction).
+//! [`extract`] (parallel, resumable extraction), [`kernels`] (SIMD
+//! training kernels), [`head`] (the trainable head), [`headfile`] (its file),
+//! [`metrics`] and [`plot`] (evaluation), [`cli`] (the commands).
 
 pub mod atomic;
 pub mod backbone;
@@ -15,12 +17,16 @@ pub mod cache;
 pub mod cli;
 pub mod dataset;
 pub mod extract;
+pub mod head;
+pub mod headfile;
 pub mod install;
+pub mod kernels;
 pub mod manifest;
 pub mod metrics;
+pub mod plot;
 pub mod preprocess;
 
-/// Name of the instruction set the training kernels use.
+/// Name of the instruction set the training kernels dispatch to.
 pub fn simd_level_name() -> String {
-    "(kernels not built yet)".to_string()
+    kernels::isa().name().to_string()
 }

@@ -1,7 +1,10 @@
 //! The command line: argument definitions and one function per subcommand.
 //! The binary (`src/main.rs`) only parses and dispatches.
 
+mod head_cmds;
 mod progress;
+
+pub use head_cmds::{EvalArgs, PredictArgs, TrainArgs, top_k_probs};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,6 +37,12 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Show the backbone, its fingerprint, the cache and the SIMD level.
     Info(InfoArgs),
+    /// Train a head on DIR/<label>/ images (features from the cache, extracting what is missing).
+    Train(TrainArgs),
+    /// Accuracy, per-class precision/recall/F1 and the confusion matrix of a head on DIR.
+    Eval(EvalArgs),
+    /// Top-k labels for images.
+    Predict(PredictArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,9 +68,10 @@ pub enum ModelsCommand {
 /// Which backbone, how to run it, and where its features are cached.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Backbone: a built-in name, a manifest .toml, or an .onnx file.
-    #[arg(long, short = 'm', default_value = DEFAULT_MODEL, value_name = "M")]
-    pub model: String,
+    /// Backbone: a built-in name, a manifest .toml, or an .onnx file
+    /// [default: mobilenet_v2_1.0_224_features, or the head's own backbone].
+    #[arg(long, short = 'm', value_name = "M")]
+    pub model: Option<String>,
     /// Folder with model files [default: $EDGETUNE_MODELS, ./models, or ~/.local/share/edgetune/models].
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
@@ -92,11 +102,12 @@ impl ModelArgs {
             || self.size.is_some()
             || self.norm.is_some()
             || self.feature_dim.is_some();
-        let mut spec = match ModelSpec::resolve(&self.model, self.models_dir.as_deref()) {
+        let model = self.model.as_deref().unwrap_or(DEFAULT_MODEL);
+        let mut spec = match ModelSpec::resolve(model, self.models_dir.as_deref()) {
             Ok(s) => s,
             // a bare .onnx without manifest is fine when the flags describe it
-            Err(_) if self.model.ends_with(".onnx") && has_overrides => {
-                let p = PathBuf::from(&self.model);
+            Err(_) if model.ends_with(".onnx") && has_overrides => {
+                let p = PathBuf::from(model);
                 let mut m = Manifest::builtin(DEFAULT_MODEL).unwrap();
                 m.name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
                 m.file = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -188,6 +199,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Extract(a) => extract_cmd(a),
         Command::Embed(a) => embed(a),
         Command::Info(a) => info(a),
+        Command::Train(a) => head_cmds::train_cmd(a),
+        Command::Eval(a) => head_cmds::eval_cmd(a),
+        Command::Predict(a) => head_cmds::predict_cmd(a),
     }
 }
 

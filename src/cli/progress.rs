@@ -76,3 +76,55 @@ impl Progress for Display {
         }
     }
 }
+
+/// Per-epoch display for `train`: a bar on a terminal, a line per epoch otherwise.
+pub struct EpochBar {
+    bar: Option<ProgressBar>,
+    lines: bool,
+}
+
+pub fn epoch_bar(mode: &str, epochs: usize) -> EpochBar {
+    let tty = std::io::stderr().is_terminal();
+    match mode {
+        "bar" | "auto" if tty || mode == "bar" => {
+            let bar = ProgressBar::with_draw_target(Some(epochs as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("epoch {pos}/{len} [{bar:30}] {msg}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            EpochBar { bar: Some(bar), lines: false }
+        }
+        "none" => EpochBar { bar: None, lines: false },
+        _ => EpochBar { bar: None, lines: true },
+    }
+}
+
+impl EpochBar {
+    pub fn epoch(&self, m: &crate::head::EpochMetrics) {
+        let val = match (m.val_loss, m.val_acc) {
+            (Some(l), Some(a)) => format!("  val loss {l:.4} acc {a:.4}"),
+            _ => String::new(),
+        };
+        let line = format!(
+            "loss {:.4} acc {:.4}{val}  lr {:.2e}{}",
+            m.train_loss,
+            m.train_acc,
+            m.lr,
+            if m.improved { " *" } else { "" }
+        );
+        if let Some(b) = &self.bar {
+            b.set_position(m.epoch as u64);
+            b.set_message(line.clone());
+            b.println(format!("epoch {:>3}/{}  {line}", m.epoch, m.epochs));
+        } else if self.lines {
+            eprintln!("epoch {:>3}/{}  {line}", m.epoch, m.epochs);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
