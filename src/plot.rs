@@ -1,7 +1,7 @@
 //! Pictures for people: training curves (`train --plot`) and the confusion
 //! matrix (`eval --plot`), as SVG or PNG by the file's extension, drawn with
-//! plotters. PNG text needs a TrueType font: `$EDGETUNE_FONT` or a common
-//! system font (DejaVu, Liberation, FreeSans); SVG needs none.
+//! plotters. Text needs a TrueType font (for glyphs in PNG, for metrics in
+//! SVG): `$EDGETUNE_FONT` or a common system font (DejaVu, Liberation, FreeSans).
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, anyhow, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::head::EpochMetrics;
 use crate::metrics::Evaluation;
@@ -21,7 +22,7 @@ const FONT_CANDIDATES: &[&str] = &[
     "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
 ];
 
-/// Registers a TrueType font with plotters once (PNG output only).
+/// Registers a TrueType font with plotters once.
 fn ensure_font() -> Result<()> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
@@ -36,7 +37,7 @@ fn ensure_font() -> Result<()> {
             }
         }
         Err("PNG plots need a TrueType font: set EDGETUNE_FONT to a .ttf file \
-             (or install fonts-dejavu-core), or plot to .svg"
+             (or install fonts-dejavu-core)"
             .to_string())
     })
     .clone()
@@ -121,50 +122,52 @@ pub fn confusion_matrix(ev: &Evaluation, path: &Path) -> Result<()> {
                 .caption(title, ("sans-serif", 20))
                 .margin(16)
                 .x_label_area_size(40)
-                .y_label_area_size(110)
-                .build_cartesian_2d(0..n, 0..n)
+                .y_label_area_size(120)
+                .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
                 .map_err(err)?;
-            let labels = ev.labels.clone();
-            let short = move |i: &usize| -> String {
-                let l = labels.get(*i).cloned().unwrap_or_default();
-                if l.chars().count() > 14 { l.chars().take(13).collect::<String>() + "…" } else { l }
+            let short = |l: &str| -> String {
+                if l.chars().count() > 16 { l.chars().take(15).collect::<String>() + "…" } else { l.to_string() }
             };
+            let cols = ev.labels.clone();
+            let col_label = move |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) => cols.get(*i).map(|l| short(l)).unwrap_or_default(),
+                _ => String::new(),
+            };
+            // the y axis grows upwards: row 0 (the first label) at the top
             let rows = ev.labels.clone();
-            let row_label = move |i: &usize| -> String {
-                // y axis grows upwards: row 0 at the top
-                let r = n - 1 - (*i).min(n - 1);
-                rows.get(r).cloned().unwrap_or_default()
+            let row_label = move |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) if *i < n => short(&rows[n - 1 - *i]),
+                _ => String::new(),
             };
             chart
                 .configure_mesh()
                 .disable_mesh()
                 .x_desc("predicted")
                 .y_desc("true")
-                .x_labels(n)
-                .y_labels(n)
-                .x_label_formatter(&short)
+                .x_labels(n + 1)
+                .y_labels(n + 1)
+                .x_label_formatter(&col_label)
                 .y_label_formatter(&row_label)
                 .draw()
                 .map_err(err)?;
             let max = ev.confusion.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+            let centered = TextStyle::from(("sans-serif", 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
             for (t, row) in ev.confusion.iter().enumerate() {
                 for (p, &v) in row.iter().enumerate() {
                     let y = n - 1 - t;
                     let shade = v as f64 / max;
-                    let color = RGBColor(
-                        (255.0 - 200.0 * shade) as u8,
-                        (255.0 - 140.0 * shade) as u8,
-                        255,
-                    );
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new([(p, y), (p + 1, y + 1)], color.filled())))
-                        .map_err(err)?;
+                    let color = RGBColor((255.0 - 200.0 * shade) as u8, (255.0 - 140.0 * shade) as u8, 255);
+                    let cell = [
+                        (SegmentValue::Exact(p), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
+                    ];
+                    chart.draw_series(std::iter::once(Rectangle::new(cell, color.filled()))).map_err(err)?;
                     let text_color = if shade > 0.6 { WHITE } else { BLACK };
                     chart
                         .draw_series(std::iter::once(Text::new(
                             v.to_string(),
-                            (p, y + 1),
-                            ("sans-serif", 18).into_font().color(&text_color),
+                            (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)),
+                            centered.clone().color(&text_color),
                         )))
                         .map_err(err)?;
                 }
@@ -188,6 +191,7 @@ fn render_with(
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "svg" => {
+            ensure_font()?;
             let mut s = String::new();
             svg(SVGBackend::with_string(&mut s, size).into_drawing_area())?;
             crate::atomic::write_atomic(path, s.as_bytes())
