@@ -147,6 +147,7 @@ impl Backbone {
         })?;
         let plan = model
             .into_typed()
+            .and_then(channel_last_convs)
             .and_then(|m| m.into_decluttered())
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
@@ -170,6 +171,20 @@ impl Backbone {
     pub fn feature_dim(&self) -> usize {
         self.manifest.feature_dim
     }
+}
+
+/// tract's own rewrite of the convs to channel-last (NHWC), applied before
+/// declutter so the transposes between consecutive convs cancel; its
+/// depthwise kernels are much faster channel-last. `EDGETUNE_TRACT_NHWC=0`
+/// turns it off (to measure it, or should a model misbehave).
+fn channel_last_convs(mut model: TypedModel) -> TractResult<TypedModel> {
+    if std::env::var("EDGETUNE_TRACT_NHWC").is_ok_and(|v| v == "0") {
+        return Ok(model);
+    }
+    if let Some(t) = tract_onnx::tract_core::transform::get_transform("conv_nhwc")? {
+        model.transform(&*t)?;
+    }
+    Ok(model)
 }
 
 /// Per-thread runner: keeps tract's plan state (buffers) between images.
