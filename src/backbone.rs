@@ -3,8 +3,8 @@
 //! throughput comes from one plan state per core, see `extract`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use image::DynamicImage;
@@ -91,23 +91,33 @@ impl ModelSpec {
 
 pub type Plan = Arc<TypedSimplePlan>;
 
-/// A loaded, optimised backbone. Cheap to share between threads; each thread
-/// runs it through its own [`Session`].
+/// A backbone: the verified model file, its fingerprint, and the optimised
+/// tract plan, built on first use ([`Backbone::load_lazy`]) or at once
+/// ([`Backbone::load`]). Retraining from a warm cache never builds the plan,
+/// which saves its load time and memory. Cheap to share between threads;
+/// each thread runs it through its own [`Session`].
 pub struct Backbone {
     pub manifest: Manifest,
     pub model_path: PathBuf,
     pub model_sha256: String,
     pub fingerprint: String,
-    plan: Plan,
-    /// Index of the logits output, when loaded as a classifier.
-    logits_output: Option<usize>,
-    pub load_time: std::time::Duration,
+    with_logits: bool,
+    /// The plan and how long building it took; an error as its message.
+    plan: OnceLock<std::result::Result<(Plan, Duration), String>>,
 }
 
 impl Backbone {
     /// Loads the feature extractor (outputs: the cut point only).
     pub fn load(spec: &ModelSpec) -> Result<Backbone> {
-        Self::load_with(spec, false)
+        let b = Self::load_lazy(spec)?;
+        b.plan()?;
+        Ok(b)
+    }
+
+    /// Checks the model file and computes the fingerprint; tract parses and
+    /// optimises the model only when a session is first asked for.
+    pub fn load_lazy(spec: &ModelSpec) -> Result<Backbone> {
+        Self::open(spec, false)
     }
 
     /// Loads features and the manifest's `logits` output (ImageNet checks).
@@ -115,62 +125,79 @@ impl Backbone {
         if spec.manifest.logits.is_none() {
             bail!("model {}: its manifest names no `logits` output", spec.manifest.name);
         }
-        Self::load_with(spec, true)
+        let b = Self::open(spec, true)?;
+        b.plan()?;
+        Ok(b)
     }
 
-    fn load_with(spec: &ModelSpec, with_logits: bool) -> Result<Backbone> {
-        let t0 = Instant::now();
+    fn open(spec: &ModelSpec, with_logits: bool) -> Result<Backbone> {
         let model_sha256 = spec.verify()?;
-        let m = &spec.manifest;
-        let shape = preprocess::input_shape(m, 1);
-        let file = spec.path.display();
-        let mut outputs = vec![m.cut.clone()];
-        if with_logits {
-            outputs.push(m.logits.clone().unwrap());
-        }
-        let mut model = tract_onnx::onnx()
-            .model_for_path(&spec.path)
-            .with_context(|| format!("{file}: not a loadable ONNX model"))?;
-        let input_names: Vec<String> = model
-            .input_outlets()?
-            .iter()
-            .map(|o| model.node(o.node).name.clone())
-            .collect();
-        let input_ix = input_names.iter().position(|n| *n == m.input).with_context(|| {
-            format!("{file}: no input named {:?} (inputs: {})", m.input, input_names.join(", "))
-        })?;
-        model = model
-            .with_input_fact(input_ix, f32::fact(shape).into())
-            .with_context(|| format!("{file}: cannot set input {:?} to {shape:?}", m.input))?;
-        model = model.with_outputs_by_name(&outputs).with_context(|| {
-            format!("{file}: output or node {:?} not found (check `cut` in the manifest)", outputs)
-        })?;
-        let plan = model
-            .into_typed()
-            .and_then(channel_last_convs)
-            .and_then(|m| m.into_decluttered())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .with_context(|| format!("{file}: tract cannot optimise this model"))?;
-        let fingerprint = m.fingerprint(&model_sha256);
+        let fingerprint = spec.manifest.fingerprint(&model_sha256);
         Ok(Backbone {
-            manifest: m.clone(),
+            manifest: spec.manifest.clone(),
             model_path: spec.path.clone(),
             model_sha256,
             fingerprint,
-            plan,
-            logits_output: with_logits.then_some(1),
-            load_time: t0.elapsed(),
+            with_logits,
+            plan: OnceLock::new(),
         })
     }
 
+    fn plan(&self) -> Result<&Plan> {
+        let built = self.plan.get_or_init(|| {
+            let t0 = Instant::now();
+            build_plan(&self.manifest, &self.model_path, self.with_logits)
+                .map(|p| (p, t0.elapsed()))
+                .map_err(|e| format!("{e:#}"))
+        });
+        match built {
+            Ok((plan, _)) => Ok(plan),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        }
+    }
+
+    /// Time tract took to parse and optimise the model, once it has.
+    pub fn load_time(&self) -> Option<Duration> {
+        self.plan.get().and_then(|p| p.as_ref().ok()).map(|p| p.1)
+    }
+
     pub fn session(&self) -> Result<Session<'_>> {
-        Ok(Session { backbone: self, state: self.plan.spawn()? })
+        Ok(Session { backbone: self, state: self.plan()?.spawn()? })
     }
 
     pub fn feature_dim(&self) -> usize {
         self.manifest.feature_dim
     }
+}
+
+fn build_plan(m: &Manifest, path: &Path, with_logits: bool) -> Result<Plan> {
+    let shape = preprocess::input_shape(m, 1);
+    let file = path.display();
+    let mut outputs = vec![m.cut.clone()];
+    if with_logits {
+        outputs.extend(m.logits.clone());
+    }
+    let mut model = tract_onnx::onnx()
+        .model_for_path(path)
+        .with_context(|| format!("{file}: not a loadable ONNX model"))?;
+    let input_names: Vec<String> =
+        model.input_outlets()?.iter().map(|o| model.node(o.node).name.clone()).collect();
+    let input_ix = input_names.iter().position(|n| *n == m.input).with_context(|| {
+        format!("{file}: no input named {:?} (inputs: {})", m.input, input_names.join(", "))
+    })?;
+    model = model
+        .with_input_fact(input_ix, f32::fact(shape).into())
+        .with_context(|| format!("{file}: cannot set input {:?} to {shape:?}", m.input))?;
+    model = model.with_outputs_by_name(&outputs).with_context(|| {
+        format!("{file}: output or node {outputs:?} not found (check `cut` in the manifest)")
+    })?;
+    model
+        .into_typed()
+        .and_then(channel_last_convs)
+        .and_then(|m| m.into_decluttered())
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .with_context(|| format!("{file}: tract cannot optimise this model"))
 }
 
 /// tract's own rewrite of the convs to channel-last (NHWC), applied before
@@ -219,9 +246,9 @@ impl Session<'_> {
                 m.feature_dim
             );
         }
-        let logits = match self.backbone.logits_output {
-            Some(ix) => Some(out[ix].to_plain_array_view::<f32>()?.iter().copied().collect()),
-            None => None,
+        let logits = match self.backbone.with_logits {
+            true => Some(out[1].to_plain_array_view::<f32>()?.iter().copied().collect()),
+            false => None,
         };
         Ok(Outputs { features, logits })
     }

@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256};
 const FEATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("features_v1");
 const FAILURES: TableDefinition<&[u8], &str> = TableDefinition::new("failures_v1");
 
+/// redb's in-memory page cache.
+const CACHE_BYTES: usize = 16 << 20;
+
 /// Value layout version (first byte of each value); little-endian floats.
 const VALUE_VERSION: u8 = 1;
 
@@ -75,7 +78,9 @@ impl FeatureCache {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create cache folder", dir.display()))?;
         }
-        let db = Database::create(path).map_err(|e| match e {
+        // redb's default page cache is 1 GiB; a board has less, and
+        // extraction writes each page once
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
                 "{}: feature cache is in use by another edgetune process",
                 path.display()

@@ -24,6 +24,9 @@ pub struct ExtractOptions {
     pub threads: usize,
     /// Results per cache transaction (also committed at least every second).
     pub commit_every: usize,
+    /// Return the feature vectors (training wants them; `extract` only
+    /// fills the cache and should not hold thousands of vectors).
+    pub keep_features: bool,
 }
 
 impl Default for ExtractOptions {
@@ -31,6 +34,7 @@ impl Default for ExtractOptions {
         ExtractOptions {
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             commit_every: 16,
+            keep_features: true,
         }
     }
 }
@@ -162,7 +166,11 @@ pub fn extract(
                             } else {
                                 report.cached += 1
                             }
-                            items[index] = Some(Item::Features(e.features.clone()));
+                            items[index] = Some(Item::Features(if opts.keep_features {
+                                e.features.clone()
+                            } else {
+                                Vec::new()
+                            }));
                         }
                         Err(reason) => {
                             report.skipped.push((path.clone(), reason.clone()));

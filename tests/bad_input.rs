@@ -136,7 +136,7 @@ fn extraction_skips_bad_files_with_reasons_and_keeps_going() {
     let cache = FeatureCache::open(&data.path().join("cache.redb"), &b.fingerprint).unwrap();
     let mut files: Vec<PathBuf> = cases.iter().map(|c| c.0.clone()).collect();
     files.push(good_photo);
-    let opts = ExtractOptions { threads: 2, commit_every: 4 };
+    let opts = ExtractOptions { threads: 2, commit_every: 4, keep_features: true };
     let (report, items) = extract(&b, &cache, &files, &opts, &NoProgress).unwrap();
     let expected_ok = cases.iter().filter(|c| c.1).count() + 1;
     assert_eq!(report.extracted, expected_ok);

@@ -204,7 +204,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         bail!("--val-split {}: expected a fraction in [0, 1)", a.val_split);
     }
     let head_cfg = HeadConfig { hidden: parse_hidden(&a.hidden)?, dropout: a.dropout };
-    let backbone = a.model.load()?;
+    let backbone = a.model.load_lazy()?;
     let cache = open_cache(&a.model, &backbone)?;
     let (_, feats) = load_dataset_features(&a.dir, &a.model, &backbone, &cache, &a.progress)?;
 
@@ -345,7 +345,7 @@ fn load_head_and_backbone(head: &Path, model: &ModelArgs) -> Result<(HeadFile, B
         model.model = Some(file.meta.backbone.name.clone());
     }
     let spec: ModelSpec = model.spec()?;
-    let backbone = Backbone::load(&spec)?;
+    let backbone = Backbone::load_lazy(&spec)?;
     file.check_backbone(head, &backbone.fingerprint, &backbone.manifest.name)?;
     Ok((file, backbone))
 }

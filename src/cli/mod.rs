@@ -151,6 +151,11 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Backbone> {
         Backbone::load(&self.spec()?)
     }
+
+    /// Verifies the model now, builds tract's plan only if an image needs it.
+    pub fn load_lazy(&self) -> Result<Backbone> {
+        Backbone::load_lazy(&self.spec()?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -256,9 +261,10 @@ fn print_skipped(report: &ExtractReport) {
 }
 
 fn extract_cmd(a: ExtractArgs) -> Result<ExitCode> {
-    let backbone = a.model.load()?;
+    let backbone = a.model.load_lazy()?;
     let cache = open_cache(&a.model, &backbone)?;
-    let opts = extract_options(a.threads, a.batch);
+    let mut opts = extract_options(a.threads, a.batch);
+    opts.keep_features = false;
     let mut total = ExtractReport::default();
     let mut ignored = 0usize;
     for dir in &a.dirs {
