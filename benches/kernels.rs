@@ -120,7 +120,7 @@ fn fma_peak(c: &mut Criterion) {
         for x in acc {
             sum = _mm256_add_ps(sum, x);
         }
-        _mm256_storeu_ps(out.as_mut_ptr(), sum);
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
         out.iter().sum()
     }
     if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {

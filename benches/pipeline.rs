@@ -52,7 +52,7 @@ fn pipeline(c: &mut Criterion) {
             cache.put(&hash_bytes(&i.to_le_bytes()), &entry).unwrap()
         })
     });
-    let batch: Vec<_> = (0..16u64).map(|k| (hash_bytes(&(k + 1 << 40).to_le_bytes()), Ok(entry.clone()))).collect();
+    let batch: Vec<_> = (0..16u64).map(|k| (hash_bytes(&((k + 1) << 40).to_le_bytes()), Ok(entry.clone()))).collect();
     g.bench_function("cache_put_16_one_commit", |bch| bch.iter(|| cache.put_many(&batch).unwrap()));
     let key = hash_bytes(&1u64.to_le_bytes());
     g.bench_function("cache_get", |bch| bch.iter(|| cache.get(&key).unwrap().unwrap()));

@@ -63,7 +63,8 @@ pub fn training_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
             let series = |f: &dyn Fn(&EpochMetrics) -> Option<f32>| -> Vec<(f32, f32)> {
                 h.iter().filter_map(|m| f(m).map(|v| (m.epoch as f32, v))).collect()
             };
-            let panels: [(&DrawingArea<DB, Shift>, &str, Vec<(f32, f32)>, Vec<(f32, f32)>); 2] = [
+            type Panel<'a, DB> = (&'a DrawingArea<DB, Shift>, &'a str, Vec<(f32, f32)>, Vec<(f32, f32)>);
+            let panels: [Panel<DB>; 2] = [
                 (&left, "loss", series(&|m| Some(m.train_loss)), series(&|m| m.val_loss)),
                 (&right, "accuracy", series(&|m| Some(m.train_acc)), series(&|m| m.val_acc)),
             ];

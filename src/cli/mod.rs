@@ -38,7 +38,7 @@ pub enum Command {
     /// Show the backbone, its fingerprint, the cache and the SIMD level.
     Info(InfoArgs),
     /// Train a head on DIR/<label>/ images (features from the cache, extracting what is missing).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Accuracy, per-class precision/recall/F1 and the confusion matrix of a head on DIR.
     Eval(EvalArgs),
     /// Top-k labels for images.
@@ -204,7 +204,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Extract(a) => extract_cmd(a),
         Command::Embed(a) => embed(a),
         Command::Info(a) => info(a),
-        Command::Train(a) => head_cmds::train_cmd(a),
+        Command::Train(a) => head_cmds::train_cmd(*a),
         Command::Eval(a) => head_cmds::eval_cmd(a),
         Command::Predict(a) => head_cmds::predict_cmd(a),
     }
