@@ -59,13 +59,15 @@ pub enum Isa {
     Portable,
     /// x86_64 AVX2 + FMA.
     Avx2Fma,
+    /// x86_64 AVX-512F GEMM (elementwise kernels as for AVX2).
+    Avx512,
     /// aarch64 Advanced SIMD (NEON).
     Neon,
 }
 
 impl Isa {
     /// Every variant, in order of increasing specialisation.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Portable, Isa::Avx2Fma, Isa::Neon];
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Portable, Isa::Avx2Fma, Isa::Avx512, Isa::Neon];
 
     /// Short lower-case name (`scalar`, `portable`, `avx2`, `neon`), as
     /// accepted by `EDGETUNE_KERNELS`.
@@ -74,6 +76,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Portable => "portable",
             Isa::Avx2Fma => "avx2",
+            Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
         }
     }
@@ -85,6 +88,7 @@ impl Isa {
             "scalar" => Some(Isa::Scalar),
             "portable" => Some(Isa::Portable),
             "avx2" | "avx2fma" | "avx2+fma" => Some(Isa::Avx2Fma),
+            "avx512" | "avx512f" | "avx-512" => Some(Isa::Avx512),
             "neon" => Some(Isa::Neon),
             _ => None,
         }
@@ -95,6 +99,7 @@ impl Isa {
         match self {
             Isa::Scalar | Isa::Portable => true,
             Isa::Avx2Fma => avx2_fma_available(),
+            Isa::Avx512 => avx512_available(),
             Isa::Neon => cfg!(target_arch = "aarch64"),
         }
     }
@@ -113,6 +118,16 @@ fn avx2_fma_available() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn avx2_fma_available() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_available() -> bool {
+    avx2_fma_available() && std::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512_available() -> bool {
     false
 }
 
@@ -409,6 +424,16 @@ impl Kernels {
                 }
                 None
             }
+            Isa::Avx512 => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if avx512_available() {
+                        // SAFETY: as above, with AVX-512F also detected.
+                        return Some(x86::kernels_avx512());
+                    }
+                }
+                None
+            }
             Isa::Neon => {
                 #[cfg(target_arch = "aarch64")]
                 {
@@ -422,7 +447,7 @@ impl Kernels {
 
     /// The fastest kernels this CPU supports.
     pub fn best() -> Kernels {
-        [Isa::Avx2Fma, Isa::Neon]
+        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon]
             .into_iter()
             .find_map(Self::for_isa)
             .unwrap_or_else(Self::portable)
@@ -608,7 +633,7 @@ pub fn kernels() -> &'static Kernels {
             None => {
                 let best = Kernels::best();
                 eprintln!(
-                    "edgetune: EDGETUNE_KERNELS={name} not understood (scalar|portable|avx2|neon), using {}",
+                    "edgetune: EDGETUNE_KERNELS={name} not understood (scalar|portable|avx2|avx512|neon), using {}",
                     best.isa.name()
                 );
                 best

@@ -59,7 +59,7 @@ pub(crate) unsafe trait MicroKernel {
 }
 
 /// Largest `MR·NR` of any micro-kernel (size of the edge scratch tile).
-const MAX_TILE: usize = 128;
+const MAX_TILE: usize = 384;
 /// Alignment of packed panels, in floats (64 bytes).
 const ALIGN: usize = 16;
 
