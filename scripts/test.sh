@@ -12,3 +12,16 @@ if [ ! -f "$EDGETUNE_SHARED/models/mobilenet_v2_1.0_224_features.onnx" ]; then
 fi
 echo "== host tests ($(uname -m))"
 cargo test --locked
+
+# ---- ARM (issue #4): cross-built with the Debian cross gcc, tests run under
+# qemu-user (~100x slower than native), so only the ARM test sets run there:
+# kernels (NEON on aarch64, portable on armv7/ARMv6), head training, head
+# file round trip, portability, one backbone inference; then the CLI
+# (--version, predict) and heads/caches moved between x86_64 and ARM.
+# EDGETUNE_ARM=0 skips all of it; EDGETUNE_ARMV6=0 skips the ARMv6 part.
+# Phases print their times; see docs/ARM.md.
+if [ "${EDGETUNE_ARM:-1}" != 0 ]; then
+  arm_t0=$(date +%s)
+  scripts/arm.sh ci
+  echo "== ARM part: $(( $(date +%s) - arm_t0 )) s"
+fi
