@@ -14,7 +14,7 @@
 #                                     (EDGETUNE_ARMV6=0 skips it)
 #
 # TRIPLE defaults to aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf.
-# EDGETUNE_ARM_CARGO_ARGS adds cargo arguments (e.g. --no-default-features).
+# EDGETUNE_ARM_CARGO_ARGS adds cargo arguments (the ARM builds use --features pi).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/edgetune/target}"
@@ -30,14 +30,10 @@ A32=armv7-unknown-linux-gnueabihf
 A6=arm-unknown-linux-gnueabihf
 DEFAULT_TARGETS=("$A64" "$A32")
 read -r -a EXTRA <<<"${EDGETUNE_ARM_CARGO_ARGS:-}"
-# linuxvideo 0.3 (the default `v4l2` feature) does not compile for 32-bit
-# ARM (it converts a u32 mmap offset into the 32-bit off_t): until that is
-# fixed, the 32-bit targets are built without default features.
-NO_V4L2_32BIT="${EDGETUNE_ARM32_NO_DEFAULT_FEATURES:-1}"
+# ARM builds carry the Raspberry Pi hardware (GPIO, OLED, SPI screen): the
+# `pi` feature. (The V4L2 webcam source is 64-bit only, see Cargo.toml.)
 cargs() { # extra cargo args for a target
-  if [ "$NO_V4L2_32BIT" = 1 ] && [ "${1%%-*}" != aarch64 ] && [ "${1%%-*}" != x86_64 ]; then
-    echo --no-default-features
-  fi
+  echo --features pi
 }
 MODELS="$EDGETUNE_SHARED/models"
 
@@ -91,7 +87,6 @@ run_tests() { # target [extra cargo args...]
 cmd_test() {
   for t in "$@"; do
     phase "build tests for $t"
-    [ -z "$(cargs "$t")" ] || echo "note: $t is built with $(cargs "$t") (linuxvideo does not build for 32-bit ARM)"
     cargo test --locked --target "$t" $(cargs "$t") "${EXTRA[@]}" $(test_args) --test backbone --no-run
     done_phase "build $t"
     phase "tests under $(runner "$t" | cut -d' ' -f1) for $t"

@@ -16,6 +16,7 @@ pub mod backbone;
 pub mod cache;
 pub mod cli;
 pub mod dataset;
+pub mod device;
 pub mod extract;
 pub mod head;
 pub mod headfile;

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and one function per subcommand.
 //! The binary (`src/main.rs`) only parses and dispatches.
 
+mod device_cmds;
 mod head_cmds;
 mod progress;
 
@@ -43,6 +44,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// Top-k labels for images.
     Predict(PredictArgs),
+    /// On the device: trigger → camera → backbone → head → JSON line, display, pins.
+    Run(device_cmds::RunArgs),
+    /// On the device: take labelled training photos into DATASET/LABEL/ (optionally retrain).
+    Capture(device_cmds::CaptureArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,6 +212,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(a) => head_cmds::train_cmd(*a),
         Command::Eval(a) => head_cmds::eval_cmd(a),
         Command::Predict(a) => head_cmds::predict_cmd(a),
+        Command::Run(a) => device_cmds::run_cmd(a),
+        Command::Capture(a) => device_cmds::capture_cmd(a),
     }
 }
 
