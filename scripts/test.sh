@@ -25,3 +25,15 @@ if [ "${EDGETUNE_ARM:-1}" != 0 ]; then
   scripts/arm.sh ci
   echo "== ARM part: $(( $(date +%s) - arm_t0 )) s"
 fi
+
+# ---- deployment (issue #6): tests/deploy.sh packages the binary cargo test
+# just built (amd64) and the ARM test builds (arm64, armhf), installs the
+# amd64 .deb into a throw-away root (overlayfs, private mount namespace),
+# runs systemd-analyze verify, upgrade/remove/purge, scripts/prepare-sd.sh on
+# a stand-in SD card and a simulated first boot (~20 s). Parts it cannot run
+# (not root, no systemd-analyze, no ARM build) are skipped with the reason.
+# `edgetune doctor` is tested by cargo test (tests/deploy_doctor.rs).
+# EDGETUNE_DEPLOY=0 skips it. See docs/DEPLOY.md.
+if [ "${EDGETUNE_DEPLOY:-1}" != 0 ]; then
+  if command -v timeout >/dev/null; then timeout 600 tests/deploy.sh; else tests/deploy.sh; fi
+fi

@@ -193,6 +193,8 @@ fn build_plan(m: &Manifest, path: &Path, with_logits: bool) -> Result<Plan> {
     })?;
     model
         .into_typed()
+        // hand-written NHWC depthwise 3x3 + bias + ReLU6 (EDGETUNE_DWCONV=0: off)
+        .and_then(crate::dwconv::fuse_depthwise)
         .and_then(channel_last_convs)
         .and_then(|m| m.into_decluttered())
         .and_then(|m| m.into_optimized())

@@ -17,6 +17,8 @@ pub mod cache;
 pub mod cli;
 pub mod dataset;
 pub mod device;
+pub mod doctor;
+pub mod dwconv;
 pub mod extract;
 pub mod head;
 pub mod headfile;

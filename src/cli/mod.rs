@@ -2,6 +2,7 @@
 //! The binary (`src/main.rs`) only parses and dispatches.
 
 mod device_cmds;
+mod doctor_cmd;
 mod head_cmds;
 mod progress;
 
@@ -48,6 +49,8 @@ pub enum Command {
     Run(device_cmds::RunArgs),
     /// On the device: take labelled training photos into DATASET/LABEL/ (optionally retrain).
     Capture(device_cmds::CaptureArgs),
+    /// On the device: check camera, I²C display, GPIO pins, model, head and disk for the config.
+    Doctor(doctor_cmd::DoctorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -214,6 +217,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Predict(a) => head_cmds::predict_cmd(a),
         Command::Run(a) => device_cmds::run_cmd(a),
         Command::Capture(a) => device_cmds::capture_cmd(a),
+        Command::Doctor(a) => doctor_cmd::doctor_cmd(a),
     }
 }
 
