@@ -52,8 +52,6 @@ elf_machine() { case "$1" in arm64) echo AArch64 ;; armhf) echo ARM ;; amd64) ec
 build() { # arch -> prints the binary path
   local arch=$1 t; t=$(triple "$arch")
   local args=(--locked --profile dist --target "$t" --bin edgetune)
-  # linuxvideo (feature v4l2) does not build for 32-bit ARM (docs/ARM.md)
-  [ "$arch" = armhf ] && args+=(--no-default-features)
   [ -n "$FEATURES" ] && args+=(--features "$FEATURES")
   echo "== cargo build ${args[*]}" >&2
   cargo build "${args[@]}" >&2
