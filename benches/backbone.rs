@@ -21,12 +21,17 @@ fn backbone() -> Backbone {
     let path = shared().join("models").join(&manifest.file);
     let t0 = Instant::now();
     let b = Backbone::load(&ModelSpec { manifest, path }).expect("model in ../shared/models");
-    eprintln!("backbone load + optimise: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    eprintln!(
+        "backbone load + optimise: {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     b
 }
 
 fn input() -> Array4<f32> {
-    Array4::from_shape_fn((1, 3, 224, 224), |(_, c, y, x)| ((c * 7 + y * 3 + x) % 255) as f32 / 127.5 - 1.0)
+    Array4::from_shape_fn((1, 3, 224, 224), |(_, c, y, x)| {
+        ((c * 7 + y * 3 + x) % 255) as f32 / 127.5 - 1.0
+    })
 }
 
 fn latency(c: &mut Criterion) {
@@ -36,32 +41,39 @@ fn latency(c: &mut Criterion) {
     let mut g = c.benchmark_group("backbone");
     g.sample_size(30);
     g.throughput(Throughput::Elements(1));
-    g.bench_function("mobilenet_v2_1thread", |bch| bch.iter(|| s.run_input(x.view()).unwrap()));
+    g.bench_function("mobilenet_v2_1thread", |bch| {
+        bch.iter(|| s.run_input(x.view()).unwrap())
+    });
     g.finish();
 }
 
 fn all_cores(c: &mut Criterion) {
     let b = backbone();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let per_thread = 8;
     let x = input();
     let mut g = c.benchmark_group("backbone");
     g.sample_size(10);
     g.throughput(Throughput::Elements((threads * per_thread) as u64));
-    g.bench_function(format!("mobilenet_v2_{threads}threads_x{per_thread}"), |bch| {
-        bch.iter(|| {
-            std::thread::scope(|scope| {
-                for _ in 0..threads {
-                    scope.spawn(|| {
-                        let mut s = b.session().unwrap();
-                        for _ in 0..per_thread {
-                            s.run_input(x.view()).unwrap();
-                        }
-                    });
-                }
+    g.bench_function(
+        format!("mobilenet_v2_{threads}threads_x{per_thread}"),
+        |bch| {
+            bch.iter(|| {
+                std::thread::scope(|scope| {
+                    for _ in 0..threads {
+                        scope.spawn(|| {
+                            let mut s = b.session().unwrap();
+                            for _ in 0..per_thread {
+                                s.run_input(x.view()).unwrap();
+                            }
+                        });
+                    }
+                })
             })
-        })
-    });
+        },
+    );
     g.finish();
 }
 

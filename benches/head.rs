@@ -19,9 +19,13 @@ fn dataset(n: usize, seed: u32) -> (Array2<f32>, Vec<usize>) {
         s ^= s << 5;
         s as f32 / u32::MAX as f32
     };
-    let centers: Vec<Vec<f32>> = (0..C).map(|_| (0..D).map(|_| rnd() * 2.0).collect()).collect();
+    let centers: Vec<Vec<f32>> = (0..C)
+        .map(|_| (0..D).map(|_| rnd() * 2.0).collect())
+        .collect();
     let y: Vec<usize> = (0..n).map(|i| i % C).collect();
-    let x = Array2::from_shape_fn((n, D), |(i, j)| (centers[y[i]][j] + 1.5 * rnd() - 0.75).max(0.0));
+    let x = Array2::from_shape_fn((n, D), |(i, j)| {
+        (centers[y[i]][j] + 1.5 * rnd() - 0.75).max(0.0)
+    });
     (x, y)
 }
 
@@ -30,8 +34,15 @@ fn epochs(c: &mut Criterion) {
     let mut g = c.benchmark_group("head_epoch_4000x1280");
     g.sample_size(10);
     for (name, hidden) in [("linear", vec![]), ("mlp_256", vec![256])] {
-        let head = HeadConfig { hidden, dropout: 0.2 };
-        let cfg = TrainConfig { epochs: 1, patience: None, ..TrainConfig::default() };
+        let head = HeadConfig {
+            hidden,
+            dropout: 0.2,
+        };
+        let cfg = TrainConfig {
+            epochs: 1,
+            patience: None,
+            ..TrainConfig::default()
+        };
         // time the epoch itself (as `EpochMetrics::seconds` reports it), not the set-up
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -56,10 +67,27 @@ fn whole_run(c: &mut Criterion) {
     let mut g = c.benchmark_group("head_early_stopped_run_245");
     g.sample_size(10);
     for (name, hidden) in [("linear", vec![]), ("mlp_256", vec![256])] {
-        let head = HeadConfig { hidden, dropout: 0.5 };
-        let cfg = TrainConfig { standardize: false, ..TrainConfig::default() };
+        let head = HeadConfig {
+            hidden,
+            dropout: 0.5,
+        };
+        let cfg = TrainConfig {
+            standardize: false,
+            ..TrainConfig::default()
+        };
         g.bench_function(name, |b| {
-            b.iter(|| train(x.view(), &y, Some((xv.view(), &yv)), C, &head, &cfg, &mut |_| {}).unwrap())
+            b.iter(|| {
+                train(
+                    x.view(),
+                    &y,
+                    Some((xv.view(), &yv)),
+                    C,
+                    &head,
+                    &cfg,
+                    &mut |_| {},
+                )
+                .unwrap()
+            })
         });
     }
     g.finish();

@@ -18,7 +18,10 @@ fn data(n: usize, seed: u32) -> Vec<f32> {
 }
 
 fn kernel_sets() -> Vec<Kernels> {
-    Isa::ALL.iter().filter_map(|&i| Kernels::for_isa(i)).collect()
+    Isa::ALL
+        .iter()
+        .filter_map(|&i| Kernels::for_isa(i))
+        .collect()
 }
 
 fn gemm(c: &mut Criterion) {
@@ -71,10 +74,16 @@ fn elementwise(c: &mut Criterion) {
         let mut h = data(256 * 256, 5);
         let bias = data(256, 6);
         g.throughput(Throughput::Elements((256 * 256) as u64));
-        g.bench_function(BenchmarkId::new("add_row_256x256", isa), |b| b.iter(|| ks.add_row(&mut h, &bias)));
+        g.bench_function(BenchmarkId::new("add_row_256x256", isa), |b| {
+            b.iter(|| ks.add_row(&mut h, &bias))
+        });
         let mut sums = vec![0.0f32; 256];
-        g.bench_function(BenchmarkId::new("col_sums_256x256", isa), |b| b.iter(|| ks.col_sums(&h, &mut sums)));
-        g.bench_function(BenchmarkId::new("relu_256x256", isa), |b| b.iter(|| ks.relu(black_box(&mut h))));
+        g.bench_function(BenchmarkId::new("col_sums_256x256", isa), |b| {
+            b.iter(|| ks.col_sums(&h, &mut sums))
+        });
+        g.bench_function(BenchmarkId::new("relu_256x256", isa), |b| {
+            b.iter(|| ks.relu(black_box(&mut h)))
+        });
         let y = data(256 * 256, 7);
         g.bench_function(BenchmarkId::new("relu_backward_256x256", isa), |b| {
             b.iter(|| ks.relu_backward(black_box(&mut h), &y))
@@ -90,7 +99,10 @@ fn elementwise(c: &mut Criterion) {
                     10,
                     &targets,
                     None,
-                    XentOpts { label_smoothing: 0.1, scale: 256.0 },
+                    XentOpts {
+                        label_smoothing: 0.1,
+                        scale: 256.0,
+                    },
                     &mut loss,
                     &mut grad,
                 )
@@ -129,7 +141,9 @@ fn fma_peak(c: &mut Criterion) {
     let iters = 100_000;
     let mut g = c.benchmark_group("peak");
     g.throughput(Throughput::Elements((iters * 10 * 8 * 2) as u64));
-    g.bench_function("fma_avx2_1core", |b| b.iter(|| unsafe { run(black_box(iters)) }));
+    g.bench_function("fma_avx2_1core", |b| {
+        b.iter(|| unsafe { run(black_box(iters)) })
+    });
     g.finish();
 }
 

@@ -20,14 +20,18 @@ pub fn write_atomic_with(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".edgetune-tmp-")
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     fill(tmp.as_file_mut()).with_context(|| format!("{}: write failed", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("{}: fsync failed", path.display()))?;
-    tmp.persist(path).with_context(|| format!("{}: cannot replace file", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("{}: fsync failed", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot replace file", path.display()))?;
     // make the rename itself durable
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

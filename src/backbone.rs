@@ -25,11 +25,16 @@ impl ModelSpec {
     /// Resolves `--model`: a built-in name, a manifest `.toml`, or an `.onnx`
     /// file with a sibling `.toml` of the same stem.
     pub fn resolve(model: &str, models_dir: Option<&Path>) -> Result<ModelSpec> {
-        let dir = models_dir.map(Path::to_path_buf).unwrap_or_else(default_models_dir);
+        let dir = models_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_models_dir);
         let as_path = Path::new(model);
         let (manifest, base) = if model.ends_with(".toml") {
             let m = Manifest::from_path(as_path)?;
-            (m, as_path.parent().map(Path::to_path_buf).unwrap_or_default())
+            (
+                m,
+                as_path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            )
         } else if model.ends_with(".onnx") {
             let toml = as_path.with_extension("toml");
             if !toml.exists() {
@@ -41,18 +46,29 @@ impl ModelSpec {
             }
             let mut m = Manifest::from_path(&toml)?;
             m.file = as_path.file_name().unwrap().to_string_lossy().into_owned();
-            (m, as_path.parent().map(Path::to_path_buf).unwrap_or_default())
+            (
+                m,
+                as_path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            )
         } else if let Some(m) = Manifest::builtin(model) {
             // a manifest in the models folder overrides the built-in one
             let local = dir.join(format!("{model}.toml"));
-            let m = if local.exists() { Manifest::from_path(&local)? } else { m };
+            let m = if local.exists() {
+                Manifest::from_path(&local)?
+            } else {
+                m
+            };
             (m, dir)
         } else {
             let local = dir.join(format!("{model}.toml"));
             if !local.exists() {
                 bail!(
                     "unknown model {model:?}: not built in ({}) and no {} found",
-                    crate::manifest::BUILTIN.iter().map(|b| b.0).collect::<Vec<_>>().join(", "),
+                    crate::manifest::BUILTIN
+                        .iter()
+                        .map(|b| b.0)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     local.display()
                 );
             }
@@ -123,7 +139,10 @@ impl Backbone {
     /// Loads features and the manifest's `logits` output (ImageNet checks).
     pub fn load_classifier(spec: &ModelSpec) -> Result<Backbone> {
         if spec.manifest.logits.is_none() {
-            bail!("model {}: its manifest names no `logits` output", spec.manifest.name);
+            bail!(
+                "model {}: its manifest names no `logits` output",
+                spec.manifest.name
+            );
         }
         let b = Self::open(spec, true)?;
         b.plan()?;
@@ -162,7 +181,10 @@ impl Backbone {
     }
 
     pub fn session(&self) -> Result<Session<'_>> {
-        Ok(Session { backbone: self, state: self.plan()?.spawn()? })
+        Ok(Session {
+            backbone: self,
+            state: self.plan()?.spawn()?,
+        })
     }
 
     pub fn feature_dim(&self) -> usize {
@@ -180,11 +202,21 @@ fn build_plan(m: &Manifest, path: &Path, with_logits: bool) -> Result<Plan> {
     let mut model = tract_onnx::onnx()
         .model_for_path(path)
         .with_context(|| format!("{file}: not a loadable ONNX model"))?;
-    let input_names: Vec<String> =
-        model.input_outlets()?.iter().map(|o| model.node(o.node).name.clone()).collect();
-    let input_ix = input_names.iter().position(|n| *n == m.input).with_context(|| {
-        format!("{file}: no input named {:?} (inputs: {})", m.input, input_names.join(", "))
-    })?;
+    let input_names: Vec<String> = model
+        .input_outlets()?
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect();
+    let input_ix = input_names
+        .iter()
+        .position(|n| *n == m.input)
+        .with_context(|| {
+            format!(
+                "{file}: no input named {:?} (inputs: {})",
+                m.input,
+                input_names.join(", ")
+            )
+        })?;
     model = model
         .with_input_fact(input_ix, f32::fact(shape).into())
         .with_context(|| format!("{file}: cannot set input {:?} to {shape:?}", m.input))?;
@@ -234,11 +266,18 @@ impl Session<'_> {
         let m = &self.backbone.manifest;
         let expected = preprocess::input_shape(m, 1);
         if input.shape() != expected {
-            bail!("input shape {:?}, model expects {expected:?}", input.shape());
+            bail!(
+                "input shape {:?}, model expects {expected:?}",
+                input.shape()
+            );
         }
         let t: Tensor = input.to_owned().into_dyn().into();
         let out = self.state.run(tvec!(t.into()))?;
-        let features: Vec<f32> = out[0].to_plain_array_view::<f32>()?.iter().copied().collect();
+        let features: Vec<f32> = out[0]
+            .to_plain_array_view::<f32>()?
+            .iter()
+            .copied()
+            .collect();
         if features.len() != m.feature_dim {
             bail!(
                 "{}: cut {:?} yields {} values, manifest says feature_dim = {}",
@@ -249,7 +288,13 @@ impl Session<'_> {
             );
         }
         let logits = match self.backbone.with_logits {
-            true => Some(out[1].to_plain_array_view::<f32>()?.iter().copied().collect()),
+            true => Some(
+                out[1]
+                    .to_plain_array_view::<f32>()?
+                    .iter()
+                    .copied()
+                    .collect(),
+            ),
             false => None,
         };
         Ok(Outputs { features, logits })
@@ -280,5 +325,8 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
     let sum: f32 = exps.iter().sum();
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| exps[b].total_cmp(&exps[a]).then(a.cmp(&b)));
-    idx.into_iter().take(k).map(|i| (i, exps[i] / sum)).collect()
+    idx.into_iter()
+        .take(k)
+        .map(|i| (i, exps[i] / sum))
+        .collect()
 }

@@ -80,19 +80,26 @@ impl FeatureCache {
         }
         // redb's default page cache is 1 GiB; a board has less, and
         // extraction writes each page once
-        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
-                "{}: feature cache is in use by another edgetune process",
-                path.display()
-            ),
-            other => anyhow::anyhow!("{}: cannot open feature cache: {other}", path.display()),
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+                    "{}: feature cache is in use by another edgetune process",
+                    path.display()
+                ),
+                other => anyhow::anyhow!("{}: cannot open feature cache: {other}", path.display()),
+            })?;
         // create the tables up front so readers never see them missing
         let tx = db.begin_write()?;
         tx.open_table(FEATURES)?;
         tx.open_table(FAILURES)?;
         tx.commit()?;
-        Ok(FeatureCache { db, path: path.to_path_buf(), fingerprint: fingerprint_bytes(fingerprint)? })
+        Ok(FeatureCache {
+            db,
+            path: path.to_path_buf(),
+            fingerprint: fingerprint_bytes(fingerprint)?,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -120,7 +127,9 @@ impl FeatureCache {
     pub fn failure(&self, image: &ImageHash) -> Result<Option<String>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(FAILURES)?;
-        Ok(table.get(self.key(image).as_slice())?.map(|v| v.value().to_string()))
+        Ok(table
+            .get(self.key(image).as_slice())?
+            .map(|v| v.value().to_string()))
     }
 
     /// Writes a batch of results in one durable transaction.
@@ -144,7 +153,8 @@ impl FeatureCache {
                 }
             }
         }
-        tx.commit().with_context(|| format!("{}: cannot commit to cache", self.path.display()))?;
+        tx.commit()
+            .with_context(|| format!("{}: cannot commit to cache", self.path.display()))?;
         Ok(())
     }
 
@@ -165,8 +175,15 @@ impl FeatureCache {
             mine += 1;
         }
         let failures = tx.open_table(FAILURES)?.len()?;
-        let bytes = std::fs::metadata(&self.path).map(|m| disk_usage(&m)).unwrap_or(0);
-        Ok(CacheStats { entries_this_backbone: mine, entries_all: all, failures, bytes })
+        let bytes = std::fs::metadata(&self.path)
+            .map(|m| disk_usage(&m))
+            .unwrap_or(0);
+        Ok(CacheStats {
+            entries_this_backbone: mine,
+            entries_all: all,
+            failures,
+            bytes,
+        })
     }
 }
 
@@ -234,17 +251,29 @@ mod tests {
         let h = hash_bytes(b"image");
         let e = Entry {
             features: vec![1.0, -2.5, f32::MIN_POSITIVE],
-            info: EntryInfo { width: 3, height: 4, name: "a b.jpg".into() },
+            info: EntryInfo {
+                width: 3,
+                height: 4,
+                name: "a b.jpg".into(),
+            },
         };
         {
             let c = FeatureCache::open(&path, fp_a).unwrap();
             c.put(&h, &e).unwrap();
-            c.put_many(&[(hash_bytes(b"bad"), Err("corrupt".into()))]).unwrap();
+            c.put_many(&[(hash_bytes(b"bad"), Err("corrupt".into()))])
+                .unwrap();
             assert_eq!(c.get(&h).unwrap(), Some(e.clone()));
-            assert_eq!(c.failure(&hash_bytes(b"bad")).unwrap().as_deref(), Some("corrupt"));
+            assert_eq!(
+                c.failure(&hash_bytes(b"bad")).unwrap().as_deref(),
+                Some("corrupt")
+            );
         }
         let c = FeatureCache::open(&path, fp_b).unwrap();
-        assert_eq!(c.get(&h).unwrap(), None, "another backbone must not see these features");
+        assert_eq!(
+            c.get(&h).unwrap(),
+            None,
+            "another backbone must not see these features"
+        );
         let s = c.stats().unwrap();
         assert_eq!((s.entries_this_backbone, s.entries_all), (0, 1));
     }

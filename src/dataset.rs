@@ -34,7 +34,10 @@ pub fn is_image_path(p: &Path) -> bool {
 }
 
 fn is_hidden(p: &Path) -> bool {
-    p.file_name().and_then(|n| n.to_str()).map(|n| n.starts_with('.')).unwrap_or(false)
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| n.starts_with('.'))
+        .unwrap_or(false)
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -52,9 +55,15 @@ impl Dataset {
     /// are ignored (pass `train/` and `val/` as separate datasets).
     pub fn scan(root: &Path) -> Result<Dataset> {
         if !root.is_dir() {
-            bail!("{}: not a folder (expected DIR/<label>/<images>)", root.display());
+            bail!(
+                "{}: not a folder (expected DIR/<label>/<images>)",
+                root.display()
+            );
         }
-        let mut ds = Dataset { root: root.to_path_buf(), ..Default::default() };
+        let mut ds = Dataset {
+            root: root.to_path_buf(),
+            ..Default::default()
+        };
         for entry in sorted_entries(root)? {
             if is_hidden(&entry) || !entry.is_dir() {
                 ds.ignored.push(entry);
@@ -67,12 +76,18 @@ impl Dataset {
                 if is_hidden(&file) || file.is_dir() || !is_image_path(&file) {
                     ds.ignored.push(file);
                 } else {
-                    ds.samples.push(Sample { path: file, label: ix });
+                    ds.samples.push(Sample {
+                        path: file,
+                        label: ix,
+                    });
                 }
             }
         }
         if ds.labels.is_empty() {
-            bail!("{}: no class folders (expected DIR/<label>/<images>)", root.display());
+            bail!(
+                "{}: no class folders (expected DIR/<label>/<images>)",
+                root.display()
+            );
         }
         Ok(ds)
     }
@@ -109,8 +124,11 @@ mod tests {
         std::fs::create_dir_all(d.path().join("empty")).unwrap();
         let ds = Dataset::scan(d.path()).unwrap();
         assert_eq!(ds.labels, vec!["a", "b", "empty"]);
-        let names: Vec<_> =
-            ds.samples.iter().map(|s| s.path.file_name().unwrap().to_str().unwrap()).collect();
+        let names: Vec<_> = ds
+            .samples
+            .iter()
+            .map(|s| s.path.file_name().unwrap().to_str().unwrap())
+            .collect();
         assert_eq!(names, vec!["x.png", "1.JPG", "2.jpg"]);
         assert_eq!(ds.count_per_label(), vec![1, 2, 0]);
         assert_eq!(ds.ignored.len(), 4); // .git, .hidden.jpg, notes.txt, readme.md

@@ -45,13 +45,28 @@ pub struct Check {
 
 impl Check {
     pub fn ok(name: &str, message: impl Into<String>) -> Check {
-        Check { name: name.into(), status: Status::Ok, message: message.into(), fix: None }
+        Check {
+            name: name.into(),
+            status: Status::Ok,
+            message: message.into(),
+            fix: None,
+        }
     }
     pub fn problem(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check { name: name.into(), status: Status::Problem, message: message.into(), fix: Some(fix.into()) }
+        Check {
+            name: name.into(),
+            status: Status::Problem,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
     }
     pub fn warning(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check { name: name.into(), status: Status::Warning, message: message.into(), fix: Some(fix.into()) }
+        Check {
+            name: name.into(),
+            status: Status::Warning,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
     }
     /// `ok       camera: ...` / `problem  i2c-1: ...; fix: ...`
     pub fn line(&self) -> String {
@@ -141,7 +156,11 @@ pub fn run_checks(cfg: &DeviceConfig, config_path: Option<&Path>, env: &Env) -> 
     out.push(check_camera(cfg.camera.as_deref().unwrap_or("picam"), env));
     let needs = Needs::of(cfg);
     for (spec, err) in &needs.bad_specs {
-        out.push(Check::problem("config", format!("{spec:?}: {err}"), "correct it in the config"));
+        out.push(Check::problem(
+            "config",
+            format!("{spec:?}: {err}"),
+            "correct it in the config",
+        ));
     }
     for &(bus, addr) in &needs.i2c {
         out.push(check_i2c(bus, addr, env));
@@ -155,14 +174,25 @@ pub fn run_checks(cfg: &DeviceConfig, config_path: Option<&Path>, env: &Env) -> 
     out.push(check_head(cfg.run.head.as_deref(), fingerprint.as_deref()));
     let state = env.state_dir.clone().or_else(|| {
         let p = PathBuf::from("/var/lib/edgetune");
-        if p.is_dir() { Some(p) } else { cfg.run.head.as_ref().and_then(|h| h.parent().map(Path::to_path_buf)) }
+        if p.is_dir() {
+            Some(p)
+        } else {
+            cfg.run
+                .head
+                .as_ref()
+                .and_then(|h| h.parent().map(Path::to_path_buf))
+        }
     });
     match state {
         Some(dir) => {
             out.push(check_writable(&dir));
             out.push(check_disk(&dir, env.min_free_mb));
         }
-        None => out.push(Check::warning("disk", "no state folder to check", "pass --state-dir DIR")),
+        None => out.push(Check::warning(
+            "disk",
+            "no state folder to check",
+            "pass --state-dir DIR",
+        )),
     }
     out
 }
@@ -199,7 +229,9 @@ impl Needs {
             if let Some(rest) = target.strip_prefix("gpio:") {
                 match rest.split(',').next().unwrap_or("").trim().parse::<u32>() {
                     Ok(p) if p <= 27 => n.pins.push((p, format!("output {o}"))),
-                    _ => n.bad_specs.push((o.clone(), "expected LABEL=gpio:PIN with PIN 0-27".into())),
+                    _ => n
+                        .bad_specs
+                        .push((o.clone(), "expected LABEL=gpio:PIN with PIN 0-27".into())),
                 }
             }
         }
@@ -207,13 +239,16 @@ impl Needs {
             let (kind, rest) = d.split_once(':').unwrap_or((d, ""));
             let (_, opts) = split_opts(rest);
             let num = |k: &str, default: u32| -> Result<u32, String> {
-                opts.get(k).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{k}={v} is not a number")))
+                opts.get(k).map_or(Ok(default), |v| {
+                    v.parse().map_err(|_| format!("{k}={v} is not a number"))
+                })
             };
             match kind {
                 "oled" | "ssd1306" => {
                     let bus = num("bus", 1);
                     let addr = opts.get("addr").map_or(Ok(0x3c), |a| {
-                        u16::from_str_radix(a.trim_start_matches("0x"), 16).map_err(|_| format!("addr={a} is not hex"))
+                        u16::from_str_radix(a.trim_start_matches("0x"), 16)
+                            .map_err(|_| format!("addr={a} is not hex"))
                     });
                     match (bus, addr) {
                         (Ok(b), Ok(a)) => {
@@ -227,7 +262,13 @@ impl Needs {
                     }
                 }
                 "st7789" | "ili9341" => {
-                    let vals = (num("spi", 0), num("cs", 0), num("dc", 25), num("rst", 27), num("bl", 18));
+                    let vals = (
+                        num("spi", 0),
+                        num("cs", 0),
+                        num("dc", 25),
+                        num("rst", 27),
+                        num("bl", 18),
+                    );
                     match vals {
                         (Ok(spi), Ok(cs), Ok(dc), Ok(rst), Ok(bl)) => {
                             n.spi.push((spi as u8, cs as u8));
@@ -238,11 +279,17 @@ impl Needs {
                                 for (p, what) in [(10, "MOSI"), (11, "SCLK")] {
                                     n.pins.push((p, format!("SPI0 {what} ({kind})")));
                                 }
-                                n.pins.push((if cs == 0 { 8 } else { 7 }, format!("SPI0 CE{cs} ({kind})")));
+                                n.pins.push((
+                                    if cs == 0 { 8 } else { 7 },
+                                    format!("SPI0 CE{cs} ({kind})"),
+                                ));
                             }
                         }
                         (a, b, c, d2, e) => {
-                            let err = [a, b, c, d2, e].into_iter().find_map(|r| r.err()).unwrap_or_default();
+                            let err = [a, b, c, d2, e]
+                                .into_iter()
+                                .find_map(|r| r.err())
+                                .unwrap_or_default();
                             n.bad_specs.push((d.clone(), err));
                         }
                     }
@@ -257,17 +304,25 @@ impl Needs {
 // ------------------------------------------------------------------ camera
 
 fn find_program(name: &str, path_var: &OsString) -> Option<PathBuf> {
-    std::env::split_paths(path_var).map(|d| d.join(name)).find(|p| is_executable(p))
+    std::env::split_paths(path_var)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Runs a command with a time limit; `(exit ok, stdout, stderr)`.
 fn run_with_timeout(mut cmd: Command, limit: Duration) -> io::Result<(bool, Vec<u8>, String)> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let out_t = std::thread::spawn(move || {
         let mut v = Vec::new();
@@ -285,24 +340,41 @@ fn run_with_timeout(mut cmd: Command, limit: Duration) -> io::Result<(bool, Vec<
         if start.elapsed() > limit {
             child.kill().ok();
             child.wait().ok();
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer in {} s", limit.as_secs())));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer in {} s", limit.as_secs()),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let stdout = out_t.join().unwrap_or_else(|_| Ok(Vec::new()))?;
     let stderr = err_t.join().unwrap_or_else(|_| Ok(Vec::new()))?;
-    Ok((status.success(), stdout, String::from_utf8_lossy(&stderr).into_owned()))
+    Ok((
+        status.success(),
+        stdout,
+        String::from_utf8_lossy(&stderr).into_owned(),
+    ))
 }
 
 fn last_line(s: &str) -> String {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().chars().take(160).collect()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(160)
+        .collect()
 }
 
 /// The `camera` setting: its program is there and (with `camera_test`) works.
 pub fn check_camera(spec: &str, env: &Env) -> Check {
     const N: &str = "camera";
     if matches!(spec, "picam" | "rpicam" | "libcamera") {
-        let Some(prog) = ["rpicam-still", "libcamera-still"].iter().find_map(|p| find_program(p, &env.path_var)) else {
+        let Some(prog) = ["rpicam-still", "libcamera-still"]
+            .iter()
+            .find_map(|p| find_program(p, &env.path_var))
+        else {
             return Check::problem(
                 N,
                 "picam: neither rpicam-still nor libcamera-still is installed",
@@ -310,7 +382,10 @@ pub fn check_camera(spec: &str, env: &Env) -> Check {
             );
         };
         if !env.camera_test {
-            return Check::ok(N, format!("{} found (not run: --no-camera-test)", prog.display()));
+            return Check::ok(
+                N,
+                format!("{} found (not run: --no-camera-test)", prog.display()),
+            );
         }
         let mut cmd = Command::new(&prog);
         cmd.arg("--list-cameras");
@@ -322,14 +397,25 @@ pub fn check_camera(spec: &str, env: &Env) -> Check {
             ),
             Ok((_, out, err)) => {
                 let text = format!("{}{err}", String::from_utf8_lossy(&out));
-                let first = text.lines().map(str::trim).find(|l| l.starts_with("0 :") || l.starts_with("0:"));
+                let first = text
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| l.starts_with("0 :") || l.starts_with("0:"));
                 match first {
-                    Some(cam) if !text.contains("No cameras available") => {
-                        Check::ok(N, format!("{}: {cam}", prog.file_name().unwrap_or_default().to_string_lossy()))
-                    }
+                    Some(cam) if !text.contains("No cameras available") => Check::ok(
+                        N,
+                        format!(
+                            "{}: {cam}",
+                            prog.file_name().unwrap_or_default().to_string_lossy()
+                        ),
+                    ),
                     _ => Check::problem(
                         N,
-                        format!("{}: no camera detected ({})", prog.display(), last_line(&text)),
+                        format!(
+                            "{}: no camera detected ({})",
+                            prog.display(),
+                            last_line(&text)
+                        ),
                         "check the ribbon cable (contacts, orientation), camera_auto_detect=1 in \
                          /boot/firmware/config.txt, then reboot; rpicam-hello --list-cameras",
                     ),
@@ -342,7 +428,11 @@ pub fn check_camera(spec: &str, env: &Env) -> Check {
         return if n > 0 {
             Check::ok(N, format!("{spec}: {n} entries"))
         } else {
-            Check::problem(N, format!("{spec}: missing or empty folder"), "point dir: at a folder of images")
+            Check::problem(
+                N,
+                format!("{spec}: missing or empty folder"),
+                "point dir: at a folder of images",
+            )
         };
     }
     if let Some(cmdline) = spec.strip_prefix("cmd:") {
@@ -361,11 +451,19 @@ pub fn check_camera(spec: &str, env: &Env) -> Check {
                     "{spec}: {} ({} bytes on stdout, not a JPEG){}",
                     if ok { "exited 0" } else { "failed" },
                     out.len(),
-                    if err.trim().is_empty() { String::new() } else { format!(": {}", last_line(&err)) }
+                    if err.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", last_line(&err))
+                    }
                 ),
                 "the command must print one JPEG image on stdout",
             ),
-            Err(e) => Check::problem(N, format!("{spec}: {e}"), "the command must print one JPEG image on stdout"),
+            Err(e) => Check::problem(
+                N,
+                format!("{spec}: {e}"),
+                "the command must print one JPEG image on stdout",
+            ),
         };
     }
     let dev = spec.strip_prefix("v4l2:").unwrap_or(spec);
@@ -386,7 +484,11 @@ pub fn check_camera(spec: &str, env: &Env) -> Check {
             Err(e) => Check::problem(N, format!("{dev}: {e}"), "check the webcam"),
         };
     }
-    Check::problem(N, format!("{spec:?}: unknown camera"), "use picam, /dev/videoN, cmd:COMMAND or dir:FOLDER")
+    Check::problem(
+        N,
+        format!("{spec:?}: unknown camera"),
+        "use picam, /dev/videoN, cmd:COMMAND or dir:FOLDER",
+    )
 }
 
 // ------------------------------------------------------------------ I²C, SPI
@@ -398,9 +500,17 @@ const ENABLE_I2C: &str = "enable I2C: dtparam=i2c_arm=on in /boot/firmware/confi
 pub fn check_i2c(bus: u8, addr: u16, env: &Env) -> Check {
     let name = format!("i2c-{bus}");
     let dev = env.dev.join(format!("i2c-{bus}"));
-    match std::fs::OpenOptions::new().read(true).write(true).open(&dev) {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dev)
+    {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Check::problem(&name, format!("{} does not exist", dev.display()), ENABLE_I2C);
+            return Check::problem(
+                &name,
+                format!("{} does not exist", dev.display()),
+                ENABLE_I2C,
+            );
         }
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             return Check::problem(
@@ -413,7 +523,10 @@ pub fn check_i2c(bus: u8, addr: u16, env: &Env) -> Check {
         Ok(_) => {}
     }
     match env.hardware.i2c_probe(&dev, addr) {
-        Ok(true) => Check::ok(&name, format!("a device answers at 0x{addr:02x} on {}", dev.display())),
+        Ok(true) => Check::ok(
+            &name,
+            format!("a device answers at 0x{addr:02x} on {}", dev.display()),
+        ),
         Ok(false) => Check::problem(
             &name,
             format!("nothing answers at 0x{addr:02x} on {}", dev.display()),
@@ -434,7 +547,11 @@ pub fn check_i2c(bus: u8, addr: u16, env: &Env) -> Check {
 pub fn check_spi(bus: u8, cs: u8, env: &Env) -> Check {
     let name = format!("spi{bus}.{cs}");
     let dev = env.dev.join(format!("spidev{bus}.{cs}"));
-    match std::fs::OpenOptions::new().read(true).write(true).open(&dev) {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dev)
+    {
         Ok(_) => Check::ok(&name, format!("{} opens read/write", dev.display())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Check::problem(
             &name,
@@ -467,7 +584,10 @@ fn header_chip(env: &Env) -> Result<PathBuf, Check> {
     if chips.is_empty() {
         return Err(Check::problem(
             "gpio",
-            format!("no {}/gpiochip*: no GPIO here (not a Raspberry Pi?)", env.dev.display()),
+            format!(
+                "no {}/gpiochip*: no GPIO here (not a Raspberry Pi?)",
+                env.dev.display()
+            ),
             "run doctor on the Pi; remove gpio: triggers and outputs elsewhere",
         ));
     }
@@ -489,7 +609,11 @@ fn header_chip(env: &Env) -> Result<PathBuf, Check> {
     fallback.ok_or_else(|| {
         Check::problem(
             "gpio",
-            format!("no Raspberry Pi GPIO chip among {} chips in {}", chips.len(), env.dev.display()),
+            format!(
+                "no Raspberry Pi GPIO chip among {} chips in {}",
+                chips.len(),
+                env.dev.display()
+            ),
             "run doctor on the Pi",
         )
     })
@@ -510,8 +634,11 @@ pub fn check_gpio(needs: &Needs, env: &Env) -> Vec<Check> {
         }
     }
     // pins edgetune drives itself (not the I2C/SPI ones, owned by their drivers)
-    let own: Vec<&(u32, String)> =
-        needs.pins.iter().filter(|(_, w)| !w.starts_with("I2C-") && !w.starts_with("SPI0")).collect();
+    let own: Vec<&(u32, String)> = needs
+        .pins
+        .iter()
+        .filter(|(_, w)| !w.starts_with("I2C-") && !w.starts_with("SPI0"))
+        .collect();
     if own.is_empty() {
         if !clash {
             out.push(Check::ok("gpio", "no GPIO pins in the config"));
@@ -531,7 +658,9 @@ pub fn check_gpio(needs: &Needs, env: &Env) -> Vec<Check> {
             out.push(Check::problem(
                 &name,
                 format!("{what}: exported through /sys/class/gpio by another program"),
-                format!("echo {pin} | sudo tee /sys/class/gpio/unexport, and find what exported it"),
+                format!(
+                    "echo {pin} | sudo tee /sys/class/gpio/unexport, and find what exported it"
+                ),
             ));
             continue;
         }
@@ -557,7 +686,10 @@ pub fn check_gpio(needs: &Needs, env: &Env) -> Vec<Check> {
 
 /// The model file's sha256 against its manifest; returns the fingerprint.
 pub fn check_model(cfg: &DeviceConfig) -> (Check, Option<String>) {
-    let name = cfg.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let name = cfg
+        .model
+        .clone()
+        .unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let dir = cfg.models_dir.clone().unwrap_or_else(default_models_dir);
     let fix = format!(
         "sudo -u edgetune edgetune models install {name} --from DIR --models-dir {} (DIR holds the .onnx file)",
@@ -570,7 +702,13 @@ pub fn check_model(cfg: &DeviceConfig) -> (Check, Option<String>) {
     match spec.verify() {
         Ok(sha) => {
             let fp = spec.manifest.fingerprint(&sha);
-            (Check::ok("model", format!("{} sha256 {}… ok", spec.path.display(), &sha[..12])), Some(fp))
+            (
+                Check::ok(
+                    "model",
+                    format!("{} sha256 {}… ok", spec.path.display(), &sha[..12]),
+                ),
+                Some(fp),
+            )
         }
         Err(e) => (Check::problem("model", format!("{e:#}"), fix), None),
     }
@@ -579,7 +717,11 @@ pub fn check_model(cfg: &DeviceConfig) -> (Check, Option<String>) {
 /// The head loads and was trained on this backbone.
 pub fn check_head(head: Option<&Path>, fingerprint: Option<&str>) -> Check {
     let Some(path) = head else {
-        return Check::problem("head", "no head in the config", "set head = \"...\" under [run]");
+        return Check::problem(
+            "head",
+            "no head in the config",
+            "set head = \"...\" under [run]",
+        );
     };
     if !path.exists() {
         return Check::problem(
@@ -594,13 +736,20 @@ pub fn check_head(head: Option<&Path>, fingerprint: Option<&str>) -> Check {
     }
     let h = match HeadFile::load(path) {
         Ok(h) => h,
-        Err(e) => return Check::problem("head", format!("{e:#}"), "retrain it or copy a good head file"),
+        Err(e) => {
+            return Check::problem(
+                "head",
+                format!("{e:#}"),
+                "retrain it or copy a good head file",
+            );
+        }
     };
     let labels = h.meta.labels.join(", ");
     match fingerprint {
-        Some(fp) if fp == h.meta.backbone.fingerprint => {
-            Check::ok("head", format!("{} ({labels}) matches the backbone", path.display()))
-        }
+        Some(fp) if fp == h.meta.backbone.fingerprint => Check::ok(
+            "head",
+            format!("{} ({labels}) matches the backbone", path.display()),
+        ),
         Some(fp) => Check::problem(
             "head",
             format!(
@@ -613,7 +762,10 @@ pub fn check_head(head: Option<&Path>, fingerprint: Option<&str>) -> Check {
         ),
         None => Check::warning(
             "head",
-            format!("{} ({labels}) loads; not compared with the backbone", path.display()),
+            format!(
+                "{} ({labels}) loads; not compared with the backbone",
+                path.display()
+            ),
             "fix the model first",
         ),
     }
@@ -633,9 +785,15 @@ pub fn check_writable(dir: &Path) -> Check {
 
 /// Free space of the file system holding `dir` (`df -Pk`).
 pub fn free_mb(dir: &Path) -> io::Result<u64> {
-    let out = Command::new("df").arg("-Pk").arg(dir).stderr(Stdio::piped()).output()?;
+    let out = Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .output()?;
     if !out.status.success() {
-        return Err(io::Error::other(last_line(&String::from_utf8_lossy(&out.stderr))));
+        return Err(io::Error::other(last_line(&String::from_utf8_lossy(
+            &out.stderr,
+        ))));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
@@ -649,12 +807,24 @@ pub fn free_mb(dir: &Path) -> io::Result<u64> {
 pub fn check_disk(dir: &Path, min_free_mb: u64) -> Check {
     let fix = "delete old frames (save_frames) or captured photos you no longer need, or use a bigger card";
     match free_mb(dir) {
-        Ok(mb) if mb < min_free_mb => {
-            Check::problem("disk", format!("{} MB free on {} (under {min_free_mb} MB)", mb, dir.display()), fix)
+        Ok(mb) if mb < min_free_mb => Check::problem(
+            "disk",
+            format!(
+                "{} MB free on {} (under {min_free_mb} MB)",
+                mb,
+                dir.display()
+            ),
+            fix,
+        ),
+        Ok(mb) if mb < min_free_mb * 5 => {
+            Check::warning("disk", format!("{mb} MB free on {}", dir.display()), fix)
         }
-        Ok(mb) if mb < min_free_mb * 5 => Check::warning("disk", format!("{mb} MB free on {}", dir.display()), fix),
         Ok(mb) => Check::ok("disk", format!("{mb} MB free on {}", dir.display())),
-        Err(e) => Check::problem("disk", format!("{}: {e}", dir.display()), "check that the folder exists"),
+        Err(e) => Check::problem(
+            "disk",
+            format!("{}: {e}", dir.display()),
+            "check that the folder exists",
+        ),
     }
 }
 
@@ -706,7 +876,10 @@ fn cstr(b: &[u8]) -> String {
 impl Hardware for LinuxHardware {
     fn i2c_probe(&self, dev: &Path, addr: u16) -> io::Result<bool> {
         use std::os::fd::AsRawFd;
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(dev)?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dev)?;
         let fd = f.as_raw_fd();
         // SAFETY: plain i2c-dev ioctls on an fd we own; the SMBus argument
         // lives for the call and a quick write carries no data buffer.
@@ -714,7 +887,12 @@ impl Hardware for LinuxHardware {
             if sys::ioctl(fd, sys::I2C_SLAVE, addr as std::ffi::c_ulong) < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let mut args = sys::SmbusData { read_write: 0, command: 0, size: 0, data: std::ptr::null_mut() };
+            let mut args = sys::SmbusData {
+                read_write: 0,
+                command: 0,
+                size: 0,
+                data: std::ptr::null_mut(),
+            };
             if sys::ioctl(fd, sys::I2C_SMBUS, &mut args as *mut sys::SmbusData) < 0 {
                 let e = io::Error::last_os_error();
                 // no acknowledge: ENXIO / EREMOTEIO / EIO depending on the adapter
@@ -730,9 +908,20 @@ impl Hardware for LinuxHardware {
     fn gpio_chip(&self, chip: &Path) -> io::Result<(String, u32)> {
         use std::os::fd::AsRawFd;
         let f = std::fs::File::open(chip)?;
-        let mut info = sys::ChipInfo { name: [0; 32], label: [0; 32], lines: 0 };
+        let mut info = sys::ChipInfo {
+            name: [0; 32],
+            label: [0; 32],
+            lines: 0,
+        };
         // SAFETY: the kernel fills `info`, whose layout is struct gpiochip_info.
-        if unsafe { sys::ioctl(f.as_raw_fd(), sys::GPIO_GET_CHIPINFO, &mut info as *mut sys::ChipInfo) } < 0 {
+        if unsafe {
+            sys::ioctl(
+                f.as_raw_fd(),
+                sys::GPIO_GET_CHIPINFO,
+                &mut info as *mut sys::ChipInfo,
+            )
+        } < 0
+        {
             return Err(io::Error::last_os_error());
         }
         Ok((cstr(&info.label), info.lines))
@@ -741,9 +930,21 @@ impl Hardware for LinuxHardware {
     fn gpio_line_user(&self, chip: &Path, line: u32) -> io::Result<Option<String>> {
         use std::os::fd::AsRawFd;
         let f = std::fs::File::open(chip)?;
-        let mut info = sys::LineInfo { line_offset: line, flags: 0, name: [0; 32], consumer: [0; 32] };
+        let mut info = sys::LineInfo {
+            line_offset: line,
+            flags: 0,
+            name: [0; 32],
+            consumer: [0; 32],
+        };
         // SAFETY: the kernel fills `info`, whose layout is struct gpioline_info.
-        if unsafe { sys::ioctl(f.as_raw_fd(), sys::GPIO_GET_LINEINFO, &mut info as *mut sys::LineInfo) } < 0 {
+        if unsafe {
+            sys::ioctl(
+                f.as_raw_fd(),
+                sys::GPIO_GET_LINEINFO,
+                &mut info as *mut sys::LineInfo,
+            )
+        } < 0
+        {
             return Err(io::Error::last_os_error());
         }
         if info.flags & sys::GPIOLINE_FLAG_KERNEL != 0 {

@@ -32,7 +32,9 @@ pub struct ExtractOptions {
 impl Default for ExtractOptions {
     fn default() -> Self {
         ExtractOptions {
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             commit_every: 16,
             keep_features: true,
         }
@@ -70,7 +72,11 @@ pub struct ExtractReport {
 
 impl ExtractReport {
     pub fn summary(&self) -> String {
-        let rate = if self.seconds > 0.0 { self.extracted as f64 / self.seconds } else { 0.0 };
+        let rate = if self.seconds > 0.0 {
+            self.extracted as f64 / self.seconds
+        } else {
+            0.0
+        };
         format!(
             "{} images: {} extracted ({rate:.1} images/s), {} from cache, {} skipped, in {:.2} s",
             self.total,
@@ -90,7 +96,12 @@ pub enum Item {
 }
 
 enum Msg {
-    Done { index: usize, hash: Option<ImageHash>, result: Result<Entry, String>, fresh: bool },
+    Done {
+        index: usize,
+        hash: Option<ImageHash>,
+        result: Result<Entry, String>,
+        fresh: bool,
+    },
     Fatal(anyhow::Error),
 }
 
@@ -106,7 +117,10 @@ pub fn extract(
 ) -> Result<(ExtractReport, Vec<Item>)> {
     let t0 = Instant::now();
     progress.start(files.len());
-    let mut report = ExtractReport { total: files.len(), ..Default::default() };
+    let mut report = ExtractReport {
+        total: files.len(),
+        ..Default::default()
+    };
     let mut items: Vec<Option<Item>> = vec![None; files.len()];
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -128,7 +142,12 @@ pub fn extract(
                         return;
                     }
                     let msg = match process_one(backbone, cache, &files[index], &mut session) {
-                        Ok((hash, result, fresh)) => Msg::Done { index, hash, result, fresh },
+                        Ok((hash, result, fresh)) => Msg::Done {
+                            index,
+                            hash,
+                            result,
+                            fresh,
+                        },
                         Err(e) => Msg::Fatal(e),
                     };
                     if tx.send(msg).is_err() {
@@ -150,7 +169,12 @@ pub fn extract(
                     stop.store(true, Ordering::Relaxed);
                     fatal.get_or_insert(e);
                 }
-                Msg::Done { index, hash, result, fresh } => {
+                Msg::Done {
+                    index,
+                    hash,
+                    result,
+                    fresh,
+                } => {
                     done += 1;
                     let path = &files[index];
                     let source = match (&result, fresh) {
@@ -206,7 +230,10 @@ pub fn extract(
 
     report.skipped.sort();
     report.seconds = t0.elapsed().as_secs_f64();
-    let items = items.into_iter().map(|i| i.expect("every file processed")).collect();
+    let items = items
+        .into_iter()
+        .map(|i| i.expect("every file processed"))
+        .collect();
     Ok((report, items))
 }
 
@@ -241,9 +268,19 @@ fn process_one<'b>(
     let info = EntryInfo {
         width: img.width(),
         height: img.height(),
-        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
-    Ok((Some(hash), Ok(Entry { features: out.features, info }), true))
+    Ok((
+        Some(hash),
+        Ok(Entry {
+            features: out.features,
+            info,
+        }),
+        true,
+    ))
 }
 
 /// A dataset's features as a matrix, with skipped images left out.
@@ -275,5 +312,13 @@ pub fn dataset_features(
         }
     }
     let x = Array2::from_shape_vec((y.len(), dim), data)?;
-    Ok((report, LabelledFeatures { x, y, paths, labels: ds.labels.clone() }))
+    Ok((
+        report,
+        LabelledFeatures {
+            x,
+            y,
+            paths,
+            labels: ds.labels.clone(),
+        },
+    ))
 }

@@ -61,12 +61,28 @@ fn tensors_of(head: &Head) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     let mut t = Vec::new();
     for (i, l) in head.layers.iter().enumerate() {
         let w = l.w.as_standard_layout();
-        t.push((format!("layers.{i}.weight"), l.w.shape().to_vec(), f32_bytes(w.as_slice().unwrap())));
-        t.push((format!("layers.{i}.bias"), vec![l.b.len()], f32_bytes(&l.b.to_vec())));
+        t.push((
+            format!("layers.{i}.weight"),
+            l.w.shape().to_vec(),
+            f32_bytes(w.as_slice().unwrap()),
+        ));
+        t.push((
+            format!("layers.{i}.bias"),
+            vec![l.b.len()],
+            f32_bytes(&l.b.to_vec()),
+        ));
     }
     if let Some(s) = &head.standardizer {
-        t.push(("standardizer.mean".into(), vec![s.mean.len()], f32_bytes(&s.mean.to_vec())));
-        t.push(("standardizer.std".into(), vec![s.std.len()], f32_bytes(&s.std.to_vec())));
+        t.push((
+            "standardizer.mean".into(),
+            vec![s.mean.len()],
+            f32_bytes(&s.mean.to_vec()),
+        ));
+        t.push((
+            "standardizer.std".into(),
+            vec![s.std.len()],
+            f32_bytes(&s.std.to_vec()),
+        ));
     }
     t
 }
@@ -82,7 +98,12 @@ fn checksum(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> String {
 }
 
 impl HeadFile {
-    pub fn new(head: Head, labels: Vec<String>, backbone: BackboneInfo, training: serde_json::Value) -> Self {
+    pub fn new(
+        head: Head,
+        labels: Vec<String>,
+        backbone: BackboneInfo,
+        training: serde_json::Value,
+    ) -> Self {
         let meta = HeadMeta {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -117,13 +138,15 @@ impl HeadFile {
     /// error names the file and is one line.
     pub fn load(path: &Path) -> Result<HeadFile> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).with_context(|| format!("{file}: cannot read head file"))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{file}: cannot read head file"))?;
         Self::from_bytes(&bytes).map_err(|e| anyhow!("{file}: {e:#}"))
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<HeadFile> {
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| anyhow!("not a valid head file (truncated or corrupt safetensors: {e})"))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| {
+            anyhow!("not a valid head file (truncated or corrupt safetensors: {e})")
+        })?;
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| anyhow!("corrupt safetensors header: {e}"))?;
         let json = header
@@ -136,7 +159,10 @@ impl HeadFile {
         if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
             bail!("not an edgetune head (format is not {FORMAT:?})");
         }
-        let version = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+        let version = probe
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         if version as u32 != FORMAT_VERSION {
             bail!(
                 "head format version {version}, this edgetune {} reads version {FORMAT_VERSION}",
@@ -145,18 +171,30 @@ impl HeadFile {
         }
         let meta: HeadMeta = serde_json::from_value(probe).context("corrupt head metadata")?;
         if meta.labels.len() != meta.n_classes {
-            bail!("{} labels for {} classes", meta.labels.len(), meta.n_classes);
+            bail!(
+                "{} labels for {} classes",
+                meta.labels.len(),
+                meta.n_classes
+            );
         }
 
         let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let t = st.tensor(name).map_err(|_| anyhow!("missing tensor {name}"))?;
+            let t = st
+                .tensor(name)
+                .map_err(|_| anyhow!("missing tensor {name}"))?;
             if t.dtype() != Dtype::F32 {
                 bail!("tensor {name} is {:?}, expected F32", t.dtype());
             }
             if t.shape() != shape {
-                bail!("tensor {name} has shape {:?}, expected {shape:?}", t.shape());
+                bail!(
+                    "tensor {name} has shape {:?}, expected {shape:?}",
+                    t.shape()
+                );
             }
-            Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+            Ok(t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect())
         };
         let mut dims = vec![meta.input_dim];
         dims.extend(&meta.config.hidden);
@@ -166,12 +204,18 @@ impl HeadFile {
             let (din, dout) = (dims[i], dims[i + 1]);
             let w = get(&format!("layers.{i}.weight"), &[din, dout])?;
             let b = get(&format!("layers.{i}.bias"), &[dout])?;
-            layers.push(Dense { w: Array2::from_shape_vec((din, dout), w)?, b: Array1::from(b) });
+            layers.push(Dense {
+                w: Array2::from_shape_vec((din, dout), w)?,
+                b: Array1::from(b),
+            });
         }
         let standardizer = if meta.standardized {
             let mean = get("standardizer.mean", &[meta.input_dim])?;
             let std = get("standardizer.std", &[meta.input_dim])?;
-            Some(Standardizer { mean: Array1::from(mean), std: Array1::from(std) })
+            Some(Standardizer {
+                mean: Array1::from(mean),
+                std: Array1::from(std),
+            })
         } else {
             None
         };
@@ -184,9 +228,13 @@ impl HeadFile {
         };
         let sum = checksum(&tensors_of(&head));
         if sum != meta.weights_sha256 {
-            bail!("weights are corrupt (checksum {sum}, expected {})", meta.weights_sha256);
+            bail!(
+                "weights are corrupt (checksum {sum}, expected {})",
+                meta.weights_sha256
+            );
         }
-        head.check().map_err(|e| anyhow!("inconsistent head: {e}"))?;
+        head.check()
+            .map_err(|e| anyhow!("inconsistent head: {e}"))?;
         Ok(HeadFile { head, meta })
     }
 

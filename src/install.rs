@@ -62,7 +62,10 @@ pub fn install(manifest: &Manifest, source: &Path, dest: &Path) -> Result<Instal
     let copied = sha256_file(&target)?;
     if copied != actual {
         std::fs::remove_file(&target).ok();
-        bail!("{}: copy is corrupt (sha256 {copied}, expected {actual})", target.display());
+        bail!(
+            "{}: copy is corrupt (sha256 {copied}, expected {actual})",
+            target.display()
+        );
     }
     copy_labels(manifest, source, dest)?;
     Ok(Installed::Copied(target))

@@ -66,16 +66,25 @@ impl Norm {
     pub fn parse(s: &str) -> Result<Norm> {
         let s = s.trim();
         if s == "imagenet" {
-            return Ok(Norm::MeanStd { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+            return Ok(Norm::MeanStd {
+                mean: [0.485, 0.456, 0.406],
+                std: [0.229, 0.224, 0.225],
+            });
         }
         if s == "tf" || s == "minus1to1" {
-            return Ok(Norm::Affine { scale: 1.0 / 127.5, offset: -1.0 });
+            return Ok(Norm::Affine {
+                scale: 1.0 / 127.5,
+                offset: -1.0,
+            });
         }
         if let Some(rest) = s.strip_prefix("mean=") {
             let (mean, std) = rest
                 .split_once(";std=")
                 .with_context(|| format!("--norm {s:?}: expected mean=R,G,B;std=R,G,B"))?;
-            return Ok(Norm::MeanStd { mean: parse3(mean)?, std: parse3(std)? });
+            return Ok(Norm::MeanStd {
+                mean: parse3(mean)?,
+                std: parse3(std)?,
+            });
         }
         let parts: Vec<&str> = s.split(',').collect();
         if parts.len() == 2 {
@@ -138,7 +147,8 @@ impl Manifest {
     pub fn from_toml(text: &str, origin: &str) -> Result<Manifest> {
         let m: Manifest =
             toml::from_str(text).with_context(|| format!("{origin}: invalid backbone manifest"))?;
-        m.validate().with_context(|| format!("{origin}: invalid backbone manifest"))?;
+        m.validate()
+            .with_context(|| format!("{origin}: invalid backbone manifest"))?;
         Ok(m)
     }
 
@@ -211,7 +221,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("{}: read error", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("{}: read error", path.display()))?;
         if n == 0 {
             break;
         }
@@ -230,7 +242,10 @@ pub fn default_models_dir() -> PathBuf {
     if local.is_dir() {
         return local;
     }
-    dirs::data_local_dir().unwrap_or_else(|| PathBuf::from(".")).join("edgetune").join("models")
+    dirs::data_local_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("edgetune")
+        .join("models")
 }
 
 #[cfg(test)]
@@ -251,7 +266,10 @@ mod tests {
 
     #[test]
     fn norm_parsing() {
-        assert_eq!(Norm::parse("tf").unwrap().coefficients()[0], (1.0 / 127.5, -1.0));
+        assert_eq!(
+            Norm::parse("tf").unwrap().coefficients()[0],
+            (1.0 / 127.5, -1.0)
+        );
         let n = Norm::parse("mean=0.5,0.5,0.5;std=0.25,0.25,0.25").unwrap();
         let (a, b) = n.coefficients()[1];
         assert!((255.0 * a + b - 2.0).abs() < 1e-6);

@@ -45,7 +45,13 @@ pub fn evaluate(labels: &[String], truth: &[usize], predicted: &[usize]) -> Eval
             } else {
                 0.0
             };
-            ClassMetrics { label: labels[c].clone(), precision, recall, f1, support }
+            ClassMetrics {
+                label: labels[c].clone(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
         })
         .collect();
     let with_support: Vec<&ClassMetrics> = per_class.iter().filter(|c| c.support > 0).collect();
@@ -67,8 +73,17 @@ pub fn evaluate(labels: &[String], truth: &[usize], predicted: &[usize]) -> Eval
 impl Evaluation {
     /// A plain-text report: summary, per-class table, confusion matrix.
     pub fn to_text(&self) -> String {
-        let mut s = format!("accuracy: {:.4} ({} images)\n\n", self.accuracy, self.samples);
-        let w = self.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
+        let mut s = format!(
+            "accuracy: {:.4} ({} images)\n\n",
+            self.accuracy, self.samples
+        );
+        let w = self
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         s += &format!("{:w$}  precision  recall  f1      support\n", "class");
         for c in &self.per_class {
             s += &format!(
@@ -76,7 +91,10 @@ impl Evaluation {
                 c.label, c.precision, c.recall, c.f1, c.support
             );
         }
-        s += &format!("{:w$}  {:<9}  {:<6}  {:<6.4}\n\n", "macro", "", "", self.macro_f1);
+        s += &format!(
+            "{:w$}  {:<9}  {:<6}  {:<6.4}\n\n",
+            "macro", "", "", self.macro_f1
+        );
         s += "confusion (rows: true, columns: predicted)\n";
         let cw = self
             .confusion

@@ -27,7 +27,10 @@ fn ensure_font() -> Result<()> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let env = std::env::var("EDGETUNE_FONT").ok();
-        let candidates = env.iter().map(String::as_str).chain(FONT_CANDIDATES.iter().copied());
+        let candidates = env
+            .iter()
+            .map(String::as_str)
+            .chain(FONT_CANDIDATES.iter().copied());
         for path in candidates {
             if let Ok(bytes) = std::fs::read(path) {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -36,9 +39,11 @@ fn ensure_font() -> Result<()> {
                 }
             }
         }
-        Err("PNG plots need a TrueType font: set EDGETUNE_FONT to a .ttf file \
+        Err(
+            "PNG plots need a TrueType font: set EDGETUNE_FONT to a .ttf file \
              (or install fonts-dejavu-core)"
-            .to_string())
+                .to_string(),
+        )
     })
     .clone()
     .map_err(|e| anyhow!(e))
@@ -61,16 +66,37 @@ pub fn training_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
             let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
             let n = h.len() as f32;
             let series = |f: &dyn Fn(&EpochMetrics) -> Option<f32>| -> Vec<(f32, f32)> {
-                h.iter().filter_map(|m| f(m).map(|v| (m.epoch as f32, v))).collect()
+                h.iter()
+                    .filter_map(|m| f(m).map(|v| (m.epoch as f32, v)))
+                    .collect()
             };
-            type Panel<'a, DB> = (&'a DrawingArea<DB, Shift>, &'a str, Vec<(f32, f32)>, Vec<(f32, f32)>);
+            type Panel<'a, DB> = (
+                &'a DrawingArea<DB, Shift>,
+                &'a str,
+                Vec<(f32, f32)>,
+                Vec<(f32, f32)>,
+            );
             let panels: [Panel<DB>; 2] = [
-                (&left, "loss", series(&|m| Some(m.train_loss)), series(&|m| m.val_loss)),
-                (&right, "accuracy", series(&|m| Some(m.train_acc)), series(&|m| m.val_acc)),
+                (
+                    &left,
+                    "loss",
+                    series(&|m| Some(m.train_loss)),
+                    series(&|m| m.val_loss),
+                ),
+                (
+                    &right,
+                    "accuracy",
+                    series(&|m| Some(m.train_acc)),
+                    series(&|m| m.val_acc),
+                ),
             ];
             for (area, title, train, val) in panels {
                 let ymax = train.iter().chain(&val).map(|p| p.1).fold(0.0f32, f32::max);
-                let ymax = if title == "accuracy" { 1.0 } else { (ymax * 1.1).max(1e-3) };
+                let ymax = if title == "accuracy" {
+                    1.0
+                } else {
+                    (ymax * 1.1).max(1e-3)
+                };
                 let mut chart = ChartBuilder::on(area)
                     .caption(title, ("sans-serif", 22))
                     .margin(12)
@@ -97,7 +123,11 @@ pub fn training_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.8))
                     .border_style(BLACK)
-                    .position(if title == "loss" { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight })
+                    .position(if title == "loss" {
+                        SeriesLabelPosition::UpperRight
+                    } else {
+                        SeriesLabelPosition::LowerRight
+                    })
                     .draw()
                     .map_err(err)?;
             }
@@ -127,7 +157,11 @@ pub fn confusion_matrix(ev: &Evaluation, path: &Path) -> Result<()> {
                 .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
                 .map_err(err)?;
             let short = |l: &str| -> String {
-                if l.chars().count() > 16 { l.chars().take(15).collect::<String>() + "…" } else { l.to_string() }
+                if l.chars().count() > 16 {
+                    l.chars().take(15).collect::<String>() + "…"
+                } else {
+                    l.to_string()
+                }
             };
             let cols = ev.labels.clone();
             let col_label = move |v: &SegmentValue<usize>| match v {
@@ -151,18 +185,32 @@ pub fn confusion_matrix(ev: &Evaluation, path: &Path) -> Result<()> {
                 .y_label_formatter(&row_label)
                 .draw()
                 .map_err(err)?;
-            let max = ev.confusion.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
-            let centered = TextStyle::from(("sans-serif", 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+            let max = ev
+                .confusion
+                .iter()
+                .flatten()
+                .copied()
+                .max()
+                .unwrap_or(1)
+                .max(1) as f64;
+            let centered = TextStyle::from(("sans-serif", 20).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Center));
             for (t, row) in ev.confusion.iter().enumerate() {
                 for (p, &v) in row.iter().enumerate() {
                     let y = n - 1 - t;
                     let shade = v as f64 / max;
-                    let color = RGBColor((255.0 - 200.0 * shade) as u8, (255.0 - 140.0 * shade) as u8, 255);
+                    let color = RGBColor(
+                        (255.0 - 200.0 * shade) as u8,
+                        (255.0 - 140.0 * shade) as u8,
+                        255,
+                    );
                     let cell = [
                         (SegmentValue::Exact(p), SegmentValue::Exact(y)),
                         (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
                     ];
-                    chart.draw_series(std::iter::once(Rectangle::new(cell, color.filled()))).map_err(err)?;
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(cell, color.filled())))
+                        .map_err(err)?;
                     let text_color = if shade > 0.6 { WHITE } else { BLACK };
                     chart
                         .draw_series(std::iter::once(Text::new(
@@ -189,7 +237,11 @@ fn render_with(
     svg: impl FnOnce(DrawingArea<SVGBackend, Shift>) -> Result<()>,
     png: impl FnOnce(DrawingArea<BitMapBackend, Shift>) -> Result<()>,
 ) -> Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "svg" => {
             ensure_font()?;

@@ -43,7 +43,9 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     }
     if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
         // the decoder would fill the missing part with gray and say nothing
-        return Err(ImageError::Corrupt("truncated JPEG (no end-of-image marker)".into()));
+        return Err(ImageError::Corrupt(
+            "truncated JPEG (no end-of-image marker)".into(),
+        ));
     }
     let mut reader = reader;
     let mut limits = Limits::default();
@@ -107,7 +109,12 @@ pub fn to_model_rgb(img: &DynamicImage, m: &Manifest) -> RgbImage {
     if cropped.dimensions() == (m.width as u32, m.height as u32) {
         return cropped;
     }
-    image::imageops::resize(&cropped, m.width as u32, m.height as u32, filter(m.preprocess.resize))
+    image::imageops::resize(
+        &cropped,
+        m.width as u32,
+        m.height as u32,
+        filter(m.preprocess.resize),
+    )
 }
 
 /// Writes the normalised image into one batch slot of an input tensor.
@@ -159,6 +166,9 @@ mod tests {
     #[test]
     fn empty_and_garbage_are_clear_errors() {
         assert_eq!(decode(b"").unwrap_err(), ImageError::Empty);
-        assert!(matches!(decode(b"hello, not an image").unwrap_err(), ImageError::Unsupported(_)));
+        assert!(matches!(
+            decode(b"hello, not an image").unwrap_err(),
+            ImageError::Unsupported(_)
+        ));
     }
 }

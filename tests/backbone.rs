@@ -16,7 +16,11 @@ fn reference_input() -> Array4<f32> {
 #[test]
 fn reference_input_gives_reference_features() {
     let b = Backbone::load(&features_spec()).unwrap();
-    let out = b.session().unwrap().run_input(reference_input().view()).unwrap();
+    let out = b
+        .session()
+        .unwrap()
+        .run_input(reference_input().view())
+        .unwrap();
     let want = read_f32(shared().join("models/reference/chelsea_features_ort_1x1280_f32.bin"));
     let d = max_abs_diff(&out.features, &want);
     assert!(d < 1e-4, "max |tract - ORT| = {d}");
@@ -54,7 +58,11 @@ fn cutting_at_an_intermediate_node_works() {
 fn photos_give_documented_imagenet_top1() {
     let b = Backbone::load_classifier(&imagenet_spec()).unwrap();
     let mut s = b.session().unwrap();
-    for (file, class) in [("cat.bmp", 286), ("grace_hopper.bmp", 653), ("parrot.jpg", 89)] {
+    for (file, class) in [
+        ("cat.bmp", 286),
+        ("grace_hopper.bmp", 653),
+        ("parrot.jpg", 89),
+    ] {
         let img = preprocess::decode_file(&shared().join("models/photos").join(file)).unwrap();
         let out = s.run_image(&img).unwrap();
         let top = top_k(out.logits.as_ref().unwrap(), 3);
@@ -104,7 +112,10 @@ fn missing_truncated_and_miscut_models_are_one_line_errors_naming_the_file() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     spec.path = truncated.clone();
     let e = err_of(&spec);
-    assert!(e.contains("truncated.onnx") && e.contains("sha256") && e.contains(&spec.manifest.sha256), "{e}");
+    assert!(
+        e.contains("truncated.onnx") && e.contains("sha256") && e.contains(&spec.manifest.sha256),
+        "{e}"
+    );
 
     // without a sha256 to compare, tract's own parse error is reported with the file
     spec.manifest.sha256.clear();
@@ -114,6 +125,9 @@ fn missing_truncated_and_miscut_models_are_one_line_errors_naming_the_file() {
     let mut spec = features_spec();
     spec.manifest.cut = "no_such_output".into();
     let e = err_of(&spec);
-    assert!(e.contains("no_such_output") && e.contains(&spec.manifest.file), "{e}");
+    assert!(
+        e.contains("no_such_output") && e.contains(&spec.manifest.file),
+        "{e}"
+    );
     assert!(!e.contains('\n'));
 }

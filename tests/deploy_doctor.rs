@@ -36,7 +36,11 @@ impl Hardware for FakePi {
         }
     }
     fn gpio_line_user(&self, chip: &Path, line: u32) -> io::Result<Option<String>> {
-        assert!(chip.ends_with("gpiochip0"), "the header chip is gpiochip0, not {}", chip.display());
+        assert!(
+            chip.ends_with("gpiochip0"),
+            "the header chip is gpiochip0, not {}",
+            chip.display()
+        );
         Ok(self.taken.get(&line).cloned())
     }
 }
@@ -90,15 +94,26 @@ fn write_head(path: &Path, fingerprint: &str) {
         manifest,
     };
     let head = Head::new(1280, 2, &HeadConfig::mlp(&[], 0.0), 0);
-    HeadFile::new(head, vec!["ants".into(), "bees".into()], backbone, serde_json::json!({})).save(path).unwrap();
+    HeadFile::new(
+        head,
+        vec!["ants".into(), "bees".into()],
+        backbone,
+        serde_json::json!({}),
+    )
+    .save(path)
+    .unwrap();
 }
 
 fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
-    checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name} in {checks:#?}"))
+    checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name} in {checks:#?}"))
 }
 
 fn packaged_config() -> DeviceConfig {
-    DeviceConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml")).unwrap()
+    DeviceConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml"))
+        .unwrap()
 }
 
 #[test]
@@ -107,11 +122,24 @@ fn packaged_config_needs_i2c_display_and_button() {
     let n = Needs::of(&cfg);
     assert_eq!(n.i2c, vec![(1, 0x3c)]);
     assert!(n.spi.is_empty());
-    assert!(n.pins.iter().any(|(p, w)| *p == 17 && w.contains("trigger")));
+    assert!(
+        n.pins
+            .iter()
+            .any(|(p, w)| *p == 17 && w.contains("trigger"))
+    );
     assert!(n.bad_specs.is_empty());
-    assert_eq!(cfg.run.head.as_deref(), Some(Path::new("/var/lib/edgetune/heads/head.safetensors")));
-    assert_eq!(cfg.models_dir.as_deref(), Some(Path::new("/var/lib/edgetune/models")));
-    assert_eq!(cfg.cache.as_deref(), Some(Path::new("/var/lib/edgetune/cache/features.redb")));
+    assert_eq!(
+        cfg.run.head.as_deref(),
+        Some(Path::new("/var/lib/edgetune/heads/head.safetensors"))
+    );
+    assert_eq!(
+        cfg.models_dir.as_deref(),
+        Some(Path::new("/var/lib/edgetune/models"))
+    );
+    assert_eq!(
+        cfg.cache.as_deref(),
+        Some(Path::new("/var/lib/edgetune/cache/features.redb"))
+    );
 }
 
 #[test]
@@ -124,7 +152,10 @@ fn camera_program_missing_present_no_camera_and_working() {
     b.program("libcamera-still", "No cameras available!");
     let c = doctor::check_camera("picam", &b.env(FakePi::default()));
     assert_eq!(c.status, Status::Problem, "{c:?}");
-    assert!(c.message.contains("no camera detected") && c.fix.as_ref().unwrap().contains("ribbon"), "{c:?}");
+    assert!(
+        c.message.contains("no camera detected") && c.fix.as_ref().unwrap().contains("ribbon"),
+        "{c:?}"
+    );
 
     // rpicam-still is preferred when both are there
     b.program(
@@ -139,18 +170,28 @@ fn camera_program_missing_present_no_camera_and_working() {
     env.camera_test = false;
     std::fs::remove_file(b.root.join("bin/rpicam-still")).unwrap();
     b.program("rpicam-still", "No cameras available!");
-    assert_eq!(doctor::check_camera("picam", &env).status, Status::Ok, "not run with camera_test off");
+    assert_eq!(
+        doctor::check_camera("picam", &env).status,
+        Status::Ok,
+        "not run with camera_test off"
+    );
 }
 
 #[test]
 fn camera_cmd_dir_and_v4l2() {
     let b = Board::new();
     let env = b.env(FakePi::default());
-    assert_eq!(doctor::check_camera("cmd:printf '\\377\\330\\377\\340rest'", &env).status, Status::Ok);
+    assert_eq!(
+        doctor::check_camera("cmd:printf '\\377\\330\\377\\340rest'", &env).status,
+        Status::Ok
+    );
     let c = doctor::check_camera("cmd:echo hello", &env);
     assert_eq!(c.status, Status::Problem);
     assert!(c.message.contains("not a JPEG"), "{c:?}");
-    assert_eq!(doctor::check_camera("cmd:exit 3", &env).status, Status::Problem);
+    assert_eq!(
+        doctor::check_camera("cmd:exit 3", &env).status,
+        Status::Problem
+    );
 
     let c = doctor::check_camera("/dev/video0", &env);
     assert_eq!(c.status, Status::Problem);
@@ -158,8 +199,14 @@ fn camera_cmd_dir_and_v4l2() {
     std::fs::write(b.root.join("dev/video0"), b"").unwrap();
     assert_eq!(doctor::check_camera("/dev/video0", &env).status, Status::Ok);
 
-    assert_eq!(doctor::check_camera("dir:/nonexistent-edgetune", &env).status, Status::Problem);
-    assert_eq!(doctor::check_camera(&format!("dir:{}", b.root.join("dev").display()), &env).status, Status::Ok);
+    assert_eq!(
+        doctor::check_camera("dir:/nonexistent-edgetune", &env).status,
+        Status::Problem
+    );
+    assert_eq!(
+        doctor::check_camera(&format!("dir:{}", b.root.join("dev").display()), &env).status,
+        Status::Ok
+    );
     assert_eq!(doctor::check_camera("webcam", &env).status, Status::Problem);
 }
 
@@ -169,18 +216,30 @@ fn i2c_bus_missing_address_silent_and_answering() {
     let c = doctor::check_i2c(3, 0x3c, &b.env(FakePi::default()));
     assert_eq!(c.status, Status::Problem);
     assert!(
-        c.message.contains("i2c-3 does not exist") && c.fix.as_ref().unwrap().contains("dtparam=i2c_arm=on"),
+        c.message.contains("i2c-3 does not exist")
+            && c.fix.as_ref().unwrap().contains("dtparam=i2c_arm=on"),
         "{c:?}"
     );
 
-    let c = doctor::check_i2c(1, 0x3c, &b.env(FakePi { answering: vec![0x3d], ..Default::default() }));
+    let c = doctor::check_i2c(
+        1,
+        0x3c,
+        &b.env(FakePi {
+            answering: vec![0x3d],
+            ..Default::default()
+        }),
+    );
     assert_eq!(c.status, Status::Problem);
     assert!(
-        c.message.contains("nothing answers at 0x3c") && c.fix.as_ref().unwrap().contains("i2cdetect -y 1"),
+        c.message.contains("nothing answers at 0x3c")
+            && c.fix.as_ref().unwrap().contains("i2cdetect -y 1"),
         "{c:?}"
     );
 
-    let hw = FakePi { answering: vec![0x3c], ..Default::default() };
+    let hw = FakePi {
+        answering: vec![0x3c],
+        ..Default::default()
+    };
     assert_eq!(doctor::check_i2c(1, 0x3c, &b.env(hw)).status, Status::Ok);
 
     // the real ioctls on something that is not an I²C adapter: a clear problem, no panic
@@ -203,9 +262,15 @@ fn gpio_pins_free_taken_exported_and_clashing() {
     let checks = doctor::check_gpio(&n, &b.env(FakePi::default()));
     assert_eq!(find(&checks, "gpio17").status, Status::Ok, "{checks:#?}");
     assert_eq!(find(&checks, "gpio22").status, Status::Ok);
-    assert!(checks.iter().all(|c| c.name != "gpio2"), "I2C pins belong to the I2C driver: {checks:#?}");
+    assert!(
+        checks.iter().all(|c| c.name != "gpio2"),
+        "I2C pins belong to the I2C driver: {checks:#?}"
+    );
 
-    let hw = FakePi { taken: [(22, "gpio-leds".to_string())].into(), ..Default::default() };
+    let hw = FakePi {
+        taken: [(22, "gpio-leds".to_string())].into(),
+        ..Default::default()
+    };
     let c = find(&doctor::check_gpio(&n, &b.env(hw)), "gpio22").clone();
     assert_eq!(c.status, Status::Problem);
     assert!(c.message.contains("gpio-leds"), "{c:?}");
@@ -218,7 +283,10 @@ fn gpio_pins_free_taken_exported_and_clashing() {
     // a button on GPIO3 clashes with the OLED's I2C-1 SCL
     cfg.triggers = vec!["gpio:3".into()];
     let checks = doctor::check_gpio(&Needs::of(&cfg), &b.env(FakePi::default()));
-    let c = checks.iter().find(|c| c.name == "gpio3" && c.message.contains("used twice")).expect("clash");
+    let c = checks
+        .iter()
+        .find(|c| c.name == "gpio3" && c.message.contains("used twice"))
+        .expect("clash");
     assert!(c.message.contains("I2C-1 SCL"), "{c:?}");
 
     // no GPIO chip at all (not a Pi)
@@ -237,7 +305,10 @@ fn spi_panel_needs_spidev_and_its_pins() {
     cfg.displays = vec!["st7789:dc=25,rst=27,bl=18".into()];
     let n = Needs::of(&cfg);
     assert_eq!(n.spi, vec![(0, 0)]);
-    assert_eq!(doctor::check_spi(0, 0, &b.env(FakePi::default())).status, Status::Ok);
+    assert_eq!(
+        doctor::check_spi(0, 0, &b.env(FakePi::default())).status,
+        Status::Ok
+    );
     let c = doctor::check_spi(0, 1, &b.env(FakePi::default()));
     assert_eq!(c.status, Status::Problem);
     assert!(c.fix.as_ref().unwrap().contains("dtparam=spi=on"), "{c:?}");
@@ -253,11 +324,17 @@ fn model_sha256_and_head_against_backbone() {
     let tmp = tempfile::tempdir().unwrap();
     let models = tmp.path().join("models");
     std::fs::create_dir_all(&models).unwrap();
-    let mut cfg = DeviceConfig { models_dir: Some(models.clone()), ..Default::default() };
+    let mut cfg = DeviceConfig {
+        models_dir: Some(models.clone()),
+        ..Default::default()
+    };
 
     let (c, fp) = doctor::check_model(&cfg);
     assert_eq!(c.status, Status::Problem);
-    assert!(fp.is_none() && c.fix.as_ref().unwrap().contains("edgetune models install"), "{c:?}");
+    assert!(
+        fp.is_none() && c.fix.as_ref().unwrap().contains("edgetune models install"),
+        "{c:?}"
+    );
 
     // a truncated model file
     let onnx = "mobilenet_v2_1.0_224_features.onnx";
@@ -278,16 +355,28 @@ fn model_sha256_and_head_against_backbone() {
     assert!(c.fix.as_ref().unwrap().contains("capture"), "{c:?}");
 
     write_head(&head, &fp);
-    assert_eq!(doctor::check_head(Some(&head), Some(&fp)).status, Status::Ok);
+    assert_eq!(
+        doctor::check_head(Some(&head), Some(&fp)).status,
+        Status::Ok
+    );
     let c = doctor::check_head(Some(&head), Some("0123456789abcdef"));
     assert_eq!(c.status, Status::Problem);
     assert!(c.message.contains("trained on"), "{c:?}");
-    assert_eq!(doctor::check_head(Some(&head), None).status, Status::Warning);
+    assert_eq!(
+        doctor::check_head(Some(&head), None).status,
+        Status::Warning
+    );
 
     std::fs::write(&head, b"not a head").unwrap();
-    assert_eq!(doctor::check_head(Some(&head), Some(&fp)).status, Status::Problem);
+    assert_eq!(
+        doctor::check_head(Some(&head), Some(&fp)).status,
+        Status::Problem
+    );
     cfg.run.head = None;
-    assert_eq!(doctor::check_head(cfg.run.head.as_deref(), Some(&fp)).status, Status::Problem);
+    assert_eq!(
+        doctor::check_head(cfg.run.head.as_deref(), Some(&fp)).status,
+        Status::Problem
+    );
 }
 
 #[test]
@@ -298,15 +387,32 @@ fn disk_and_state_folder() {
     let c = doctor::check_disk(tmp.path(), free + 1000);
     assert_eq!(c.status, Status::Problem);
     assert!(c.message.contains("MB free"), "{c:?}");
-    assert_eq!(doctor::check_disk(Path::new("/nonexistent-edgetune"), 1).status, Status::Problem);
+    assert_eq!(
+        doctor::check_disk(Path::new("/nonexistent-edgetune"), 1).status,
+        Status::Problem
+    );
     assert_eq!(doctor::check_writable(tmp.path()).status, Status::Ok);
-    assert_eq!(doctor::check_writable(Path::new("/nonexistent-edgetune")).status, Status::Problem);
-    assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none(), "the write probe leaves nothing behind");
+    assert_eq!(
+        doctor::check_writable(Path::new("/nonexistent-edgetune")).status,
+        Status::Problem
+    );
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+        "the write probe leaves nothing behind"
+    );
 }
 
 fn doctor_cli(args: &[&str], path: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgetune")).arg("doctor").args(args).env("PATH", path).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_edgetune"))
+        .arg("doctor")
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -315,9 +421,14 @@ fn cli_prints_a_line_per_check_and_fails_on_problems() {
     b.program("rpicam-still", "Available cameras\n0 : imx708 [4608x2592]");
     let cfg_path = b.root.join("config.toml");
     // the packaged config with the state folder moved into the temp dir
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml"))
-        .unwrap()
-        .replace("/var/lib/edgetune", &b.root.join("state").display().to_string());
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml"),
+    )
+    .unwrap()
+    .replace(
+        "/var/lib/edgetune",
+        &b.root.join("state").display().to_string(),
+    );
     std::fs::write(&cfg_path, text).unwrap();
     let path = format!("{}:/usr/bin:/bin", b.root.join("bin").display());
     let common_args = [
@@ -337,12 +448,33 @@ fn cli_prints_a_line_per_check_and_fails_on_problems() {
     let (code, out) = doctor_cli(&args, Path::new(&path));
     assert_eq!(code, 1, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("ok       camera: rpicam-still: 0 : imx708")), "{out}");
-    assert!(lines.iter().any(|l| l.starts_with("problem  model: ") && l.contains("; fix: ")), "{out}");
-    assert!(lines.iter().any(|l| l.starts_with("problem  head: ")), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok       camera: rpicam-still: 0 : imx708")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("problem  model: ") && l.contains("; fix: ")),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("problem  head: ")),
+        "{out}"
+    );
     // a regular file is not an I2C adapter: the real ioctl says so
-    assert!(lines.iter().any(|l| l.starts_with("problem  i2c-1: cannot probe 0x3c")), "{out}");
-    assert!(lines.iter().any(|l| l.starts_with("ok       disk: ")), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("problem  i2c-1: cannot probe 0x3c")),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok       disk: ")),
+        "{out}"
+    );
     assert!(lines.last().unwrap().contains("problems"), "{out}");
 
     let mut jargs = args.clone();
@@ -352,8 +484,16 @@ fn cli_prints_a_line_per_check_and_fails_on_problems() {
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["ok"], false);
     let checks = j["checks"].as_array().unwrap();
-    assert!(checks.iter().any(|c| c["name"] == "camera" && c["status"] == "ok"));
-    assert!(checks.iter().all(|c| c["status"] != "problem" || c["fix"].is_string()));
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"] == "camera" && c["status"] == "ok")
+    );
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["status"] != "problem" || c["fix"].is_string())
+    );
 
     // a config with a typo is the one problem reported
     std::fs::write(&cfg_path, "camra = \"picam\"\n").unwrap();
@@ -371,7 +511,9 @@ fn cli_prints_a_line_per_check_and_fails_on_problems() {
     std::fs::create_dir_all(&models).unwrap();
     let onnx = "mobilenet_v2_1.0_224_features.onnx";
     std::fs::copy(shared.join("models").join(onnx), models.join(onnx)).unwrap();
-    let spec = edgetune::backbone::ModelSpec::resolve("mobilenet_v2_1.0_224_features", Some(&models)).unwrap();
+    let spec =
+        edgetune::backbone::ModelSpec::resolve("mobilenet_v2_1.0_224_features", Some(&models))
+            .unwrap();
     let fp = spec.manifest.fingerprint(&spec.verify().unwrap());
     let head = b.root.join("state/head.safetensors");
     write_head(&head, &fp);

@@ -27,20 +27,40 @@ fn soak_2000_frames_memory_stays_flat() {
     let frames = d.path().join("frames");
     std::fs::create_dir_all(&frames).unwrap();
     for i in 0..10u8 {
-        let img = RgbImage::from_fn(160, 120, |x, y| image::Rgb([(x as u8).wrapping_mul(i), y as u8, i * 20]));
-        DynamicImage::ImageRgb8(img).save(frames.join(format!("{i}.jpg"))).unwrap();
+        let img = RgbImage::from_fn(160, 120, |x, y| {
+            image::Rgb([(x as u8).wrapping_mul(i), y as u8, i * 20])
+        });
+        DynamicImage::ImageRgb8(img)
+            .save(frames.join(format!("{i}.jpg")))
+            .unwrap();
     }
     let pin = edgetune::device::output::FakePin::default();
     let mut rig = Rig {
         source: Box::new(DirSource::open(&frames, true).unwrap()),
-        triggers: vec![Box::new(Interval::new(Duration::ZERO)), Box::new(Motion::parse("0.9").unwrap())],
-        displays: vec![Box::new(PngDisplay::parse(&format!("{},color,latest", d.path().join("s").display())).unwrap())],
-        outputs: Outputs(vec![edgetune::device::output::LabelOutput::new("a", Box::new(pin), 0.1, Duration::ZERO)]),
+        triggers: vec![
+            Box::new(Interval::new(Duration::ZERO)),
+            Box::new(Motion::parse("0.9").unwrap()),
+        ],
+        displays: vec![Box::new(
+            PngDisplay::parse(&format!("{},color,latest", d.path().join("s").display())).unwrap(),
+        )],
+        outputs: Outputs(vec![edgetune::device::output::LabelOutput::new(
+            "a",
+            Box::new(pin),
+            0.1,
+            Duration::ZERO,
+        )]),
     };
-    let mut clf = FakeClassifier { labels: vec!["a".into(), "b".into()] };
+    let mut clf = FakeClassifier {
+        labels: vec!["a".into(), "b".into()],
+    };
     let stop = AtomicBool::new(false);
     let mut sink = std::io::sink();
-    let opts = |n| RunOptions { max_frames: Some(n), tick: Duration::from_millis(1), ..Default::default() };
+    let opts = |n| RunOptions {
+        max_frames: Some(n),
+        tick: Duration::from_millis(1),
+        ..Default::default()
+    };
     run(&mut rig, &mut clf, &opts(200), &mut sink, &stop).unwrap();
     let warm = rss_kb();
     let t0 = std::time::Instant::now();
@@ -54,4 +74,3 @@ fn soak_2000_frames_memory_stays_flat() {
     assert_eq!(s.classified, 1800);
     assert!(after < warm + 4096, "RSS grew from {warm} kB to {after} kB");
 }
-

@@ -3,8 +3,8 @@
 // and the stratified split.
 
 use edgetune::head::{
-    ClassWeights, Head, HeadConfig, LrSchedule, Monitor, OptimizerKind, TrainConfig, TrainError, class_weights,
-    evaluate, loss_and_grads, stratified_split, train,
+    ClassWeights, Head, HeadConfig, LrSchedule, Monitor, OptimizerKind, TrainConfig, TrainError,
+    class_weights, evaluate, loss_and_grads, stratified_split, train,
 };
 use ndarray::{Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
@@ -35,8 +35,16 @@ fn accuracy(head: &Head, x: &Array2<f32>, y: &[usize]) -> f32 {
 fn assert_heads_bit_identical(a: &Head, b: &Head) {
     assert_eq!(a.layers.len(), b.layers.len());
     for (la, lb) in a.layers.iter().zip(&b.layers) {
-        assert!(la.w.iter().zip(lb.w.iter()).all(|(x, y)| x.to_bits() == y.to_bits()));
-        assert!(la.b.iter().zip(lb.b.iter()).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(
+            la.w.iter()
+                .zip(lb.w.iter())
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+        assert!(
+            la.b.iter()
+                .zip(lb.b.iter())
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
     }
     let (sa, sb) = (a.standardizer.as_ref(), b.standardizer.as_ref());
     assert_eq!(sa, sb);
@@ -45,7 +53,13 @@ fn assert_heads_bit_identical(a: &Head, b: &Head) {
 // ------------------------------------------------- gradient check (f64 FD)
 
 /// Independent f64 forward pass + weighted, label-smoothed cross-entropy.
-fn loss_f64(layers: &[(Array2<f64>, Array1<f64>)], x: &Array2<f64>, y: &[usize], w: Option<&[f32]>, eps: f64) -> f64 {
+fn loss_f64(
+    layers: &[(Array2<f64>, Array1<f64>)],
+    x: &Array2<f64>,
+    y: &[usize],
+    w: Option<&[f32]>,
+    eps: f64,
+) -> f64 {
     let mut h = x.clone();
     for (l, (wm, b)) in layers.iter().enumerate() {
         h = h.dot(wm) + b;
@@ -60,7 +74,11 @@ fn loss_f64(layers: &[(Array2<f64>, Array1<f64>)], x: &Array2<f64>, y: &[usize],
         let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
         let mut ce = 0.0;
         for (j, &z) in row.iter().enumerate() {
-            let t = if j == y[i] { 1.0 - eps + eps / c as f64 } else { eps / c as f64 };
+            let t = if j == y[i] {
+                1.0 - eps + eps / c as f64
+            } else {
+                eps / c as f64
+            };
             ce += t * (lse - z);
         }
         let wi = w.map_or(1.0, |w| w[i] as f64);
@@ -77,7 +95,8 @@ fn grad_check(hidden: &[usize], eps_smooth: f32, weighted: bool, seed: u64) {
     let y: Vec<usize> = (0..n).map(|i| [0, 1, 2, 0, 0, 1, 0, 2, 0][i] % c).collect();
     let mut head = Head::new(d, c, &HeadConfig::mlp(hidden, 0.0), seed);
     for l in &mut head.layers {
-        l.b.iter_mut().for_each(|b| *b = rng.gen_range(-0.3f32..0.3));
+        l.b.iter_mut()
+            .for_each(|b| *b = rng.gen_range(-0.3f32..0.3));
     }
     let sw: Option<Vec<f32>> = weighted.then(|| {
         let cw = class_weights(&y, c, ClassWeights::Balanced);
@@ -86,10 +105,16 @@ fn grad_check(hidden: &[usize], eps_smooth: f32, weighted: bool, seed: u64) {
     let (loss, grads) = loss_and_grads(&head, x.view(), &y, sw.as_deref(), eps_smooth);
 
     let x64 = x.mapv(|v| v as f64);
-    let mut params: Vec<(Array2<f64>, Array1<f64>)> =
-        head.layers.iter().map(|l| (l.w.mapv(|v| v as f64), l.b.mapv(|v| v as f64))).collect();
+    let mut params: Vec<(Array2<f64>, Array1<f64>)> = head
+        .layers
+        .iter()
+        .map(|l| (l.w.mapv(|v| v as f64), l.b.mapv(|v| v as f64)))
+        .collect();
     let l64 = loss_f64(&params, &x64, &y, sw.as_deref(), eps_smooth as f64);
-    assert!((loss as f64 - l64).abs() < 1e-5 * l64.max(1.0), "loss {loss} vs f64 {l64}");
+    assert!(
+        (loss as f64 - l64).abs() < 1e-5 * l64.max(1.0),
+        "loss {loss} vs f64 {l64}"
+    );
 
     let h = 1e-5;
     let mut worst = 0.0f64;
@@ -106,7 +131,10 @@ fn grad_check(hidden: &[usize], eps_smooth: f32, weighted: bool, seed: u64) {
             let ana = grads[l].0[[r, cc]] as f64;
             let err = (num - ana).abs() / (1e-3 + num.abs().max(ana.abs()));
             worst = worst.max(err);
-            assert!((num - ana).abs() <= 1e-4 + 1e-3 * num.abs(), "dW{l}[{r},{cc}]: analytic {ana} vs numeric {num}");
+            assert!(
+                (num - ana).abs() <= 1e-4 + 1e-3 * num.abs(),
+                "dW{l}[{r},{cc}]: analytic {ana} vs numeric {num}"
+            );
         }
         for j in 0..params[l].1.len() {
             let orig = params[l].1[j];
@@ -117,10 +145,15 @@ fn grad_check(hidden: &[usize], eps_smooth: f32, weighted: bool, seed: u64) {
             params[l].1[j] = orig;
             let num = (lp - lm) / (2.0 * h);
             let ana = grads[l].1[j] as f64;
-            assert!((num - ana).abs() <= 1e-4 + 1e-3 * num.abs(), "db{l}[{j}]: analytic {ana} vs numeric {num}");
+            assert!(
+                (num - ana).abs() <= 1e-4 + 1e-3 * num.abs(),
+                "db{l}[{j}]: analytic {ana} vs numeric {num}"
+            );
         }
     }
-    println!("hidden {hidden:?} smoothing {eps_smooth} weighted {weighted}: worst relative error {worst:.2e}");
+    println!(
+        "hidden {hidden:?} smoothing {eps_smooth} weighted {weighted}: worst relative error {worst:.2e}"
+    );
 }
 
 #[test]
@@ -163,15 +196,29 @@ fn loss_and_grads_matches_ndarray_forward() {
 // ------------------------------------------------------------ training
 
 fn fit_config(epochs: usize) -> TrainConfig {
-    TrainConfig { epochs, patience: None, weight_decay: 0.0, lr: 1e-2, ..TrainConfig::default() }
+    TrainConfig {
+        epochs,
+        patience: None,
+        weight_decay: 0.0,
+        lr: 1e-2,
+        ..TrainConfig::default()
+    }
 }
 
 #[test]
 fn linear_head_separates_blobs() {
     let (x, y) = blobs(150, 32, 3, 0.5, 11);
     let mut epochs_seen = Vec::new();
-    let out = train(x.view(), &y, None, 3, &HeadConfig::linear(), &fit_config(60), &mut |m| epochs_seen.push(m.epoch))
-        .unwrap();
+    let out = train(
+        x.view(),
+        &y,
+        None,
+        3,
+        &HeadConfig::linear(),
+        &fit_config(60),
+        &mut |m| epochs_seen.push(m.epoch),
+    )
+    .unwrap();
     assert_eq!(epochs_seen, (1..=60).collect::<Vec<_>>());
     assert_eq!(out.history.len(), 60);
     assert_eq!(accuracy(&out.head, &x, &y), 1.0);
@@ -194,10 +241,33 @@ fn mlp_head_separates_xor_like_data() {
         })
         .collect();
     let head_cfg = HeadConfig::mlp(&[32], 0.0);
-    let out = train(x.view(), &y, None, 2, &head_cfg, &fit_config(300), &mut quiet()).unwrap();
-    assert_eq!(accuracy(&out.head, &x, &y), 1.0, "final train loss {}", out.history.last().unwrap().train_loss);
+    let out = train(
+        x.view(),
+        &y,
+        None,
+        2,
+        &head_cfg,
+        &fit_config(300),
+        &mut quiet(),
+    )
+    .unwrap();
+    assert_eq!(
+        accuracy(&out.head, &x, &y),
+        1.0,
+        "final train loss {}",
+        out.history.last().unwrap().train_loss
+    );
     // A linear head cannot do this.
-    let lin = train(x.view(), &y, None, 2, &HeadConfig::linear(), &fit_config(50), &mut quiet()).unwrap();
+    let lin = train(
+        x.view(),
+        &y,
+        None,
+        2,
+        &HeadConfig::linear(),
+        &fit_config(50),
+        &mut quiet(),
+    )
+    .unwrap();
     assert!(accuracy(&lin.head, &x, &y) < 0.9);
 }
 
@@ -205,7 +275,11 @@ fn mlp_head_separates_xor_like_data() {
 fn mlp_with_dropout_separates_blobs_on_realistic_width() {
     let (x, y) = blobs(120, 1280, 2, 2.0, 13);
     let head_cfg = HeadConfig::mlp(&[64], 0.3);
-    let cfg = TrainConfig { epochs: 20, patience: None, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        epochs: 20,
+        patience: None,
+        ..TrainConfig::default()
+    };
     let out = train(x.view(), &y, None, 2, &head_cfg, &cfg, &mut quiet()).unwrap();
     assert_eq!(accuracy(&out.head, &x, &y), 1.0);
 }
@@ -228,7 +302,18 @@ fn seeded_runs_are_bit_identical() {
         seed: 42,
         ..TrainConfig::default()
     };
-    let run = |cfg: &TrainConfig| train(xt.view(), &yt, Some((xv.view(), &yv)), 3, &head_cfg, cfg, &mut quiet()).unwrap();
+    let run = |cfg: &TrainConfig| {
+        train(
+            xt.view(),
+            &yt,
+            Some((xv.view(), &yv)),
+            3,
+            &head_cfg,
+            cfg,
+            &mut quiet(),
+        )
+        .unwrap()
+    };
     let (a, b) = (run(&cfg), run(&cfg));
     assert_heads_bit_identical(&a.head, &b.head);
     assert_eq!(a.best_epoch, b.best_epoch);
@@ -236,7 +321,10 @@ fn seeded_runs_are_bit_identical() {
         assert_eq!(ma.train_loss.to_bits(), mb.train_loss.to_bits());
         assert_eq!(ma.val_loss.map(f32::to_bits), mb.val_loss.map(f32::to_bits));
     }
-    let c = run(&TrainConfig { seed: 43, ..cfg.clone() });
+    let c = run(&TrainConfig {
+        seed: 43,
+        ..cfg.clone()
+    });
     assert_ne!(a.head.layers[0].w, c.head.layers[0].w);
 }
 
@@ -247,11 +335,42 @@ fn optimisers_and_schedules_reduce_loss() {
         ("adam", OptimizerKind::adam(), 1e-2, 0.0, true),
         ("adamw", OptimizerKind::adam(), 1e-2, 1e-2, true),
         ("adam+l2", OptimizerKind::adam(), 1e-2, 1e-3, false),
-        ("sgd", OptimizerKind::Sgd { momentum: 0.0, nesterov: false }, 0.1, 0.0, false),
-        ("sgd momentum", OptimizerKind::sgd_momentum(), 0.05, 1e-4, false),
-        ("sgd nesterov", OptimizerKind::Sgd { momentum: 0.9, nesterov: true }, 0.05, 1e-3, true),
+        (
+            "sgd",
+            OptimizerKind::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+            },
+            0.1,
+            0.0,
+            false,
+        ),
+        (
+            "sgd momentum",
+            OptimizerKind::sgd_momentum(),
+            0.05,
+            1e-4,
+            false,
+        ),
+        (
+            "sgd nesterov",
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: true,
+            },
+            0.05,
+            1e-3,
+            true,
+        ),
     ];
-    let schedules = [LrSchedule::Constant, LrSchedule::Step { every: 3, gamma: 0.5 }, LrSchedule::Cosine];
+    let schedules = [
+        LrSchedule::Constant,
+        LrSchedule::Step {
+            every: 3,
+            gamma: 0.5,
+        },
+        LrSchedule::Cosine,
+    ];
     for (name, optimizer, lr, wd, decoupled) in opts {
         for schedule in schedules {
             for hidden in [vec![], vec![16]] {
@@ -267,9 +386,24 @@ fn optimisers_and_schedules_reduce_loss() {
                     patience: None,
                     ..TrainConfig::default()
                 };
-                let out = train(x.view(), &y, None, 4, &HeadConfig::mlp(&hidden, 0.1), &cfg, &mut quiet()).unwrap();
-                let (first, last) = (out.history[0].train_loss, out.history.last().unwrap().train_loss);
-                assert!(last < first, "{name} {schedule:?} {hidden:?}: loss {first} -> {last}");
+                let out = train(
+                    x.view(),
+                    &y,
+                    None,
+                    4,
+                    &HeadConfig::mlp(&hidden, 0.1),
+                    &cfg,
+                    &mut quiet(),
+                )
+                .unwrap();
+                let (first, last) = (
+                    out.history[0].train_loss,
+                    out.history.last().unwrap().train_loss,
+                );
+                assert!(
+                    last < first,
+                    "{name} {schedule:?} {hidden:?}: loss {first} -> {last}"
+                );
                 let lrs: Vec<f32> = out.history.iter().map(|m| m.lr).collect();
                 assert_eq!(lrs[0], lr);
                 match schedule {
@@ -297,13 +431,22 @@ fn too_high_lr_diverges_with_clear_error() {
         (HeadConfig::mlp(&[32], 0.0), OptimizerKind::adam()),
         (HeadConfig::linear(), OptimizerKind::sgd_momentum()),
     ] {
-        let cfg = TrainConfig { lr: 1e4, optimizer, epochs: 50, ..TrainConfig::default() };
+        let cfg = TrainConfig {
+            lr: 1e4,
+            optimizer,
+            epochs: 50,
+            ..TrainConfig::default()
+        };
         let err = train(x.view(), &y, None, 2, &head_cfg, &cfg, &mut quiet()).unwrap_err();
         let msg = err.to_string();
         match err {
             TrainError::Diverged { epoch, lr, .. } => {
                 assert!(epoch >= 1 && lr == 1e4);
-                assert!(msg.contains(&format!("at epoch {epoch}")) && msg.contains("lr 10000 is too high?"), "{msg}");
+                assert!(
+                    msg.contains(&format!("at epoch {epoch}"))
+                        && msg.contains("lr 10000 is too high?"),
+                    "{msg}"
+                );
             }
             other => panic!("expected Diverged, got {other:?}"),
         }
@@ -312,20 +455,55 @@ fn too_high_lr_diverges_with_clear_error() {
 
 #[test]
 fn nan_loss_message() {
-    let e = TrainError::Diverged { epoch: 3, lr: 10.0, loss: f32::NAN, best: None };
-    assert_eq!(e.to_string(), "loss became NaN at epoch 3 (lr 10 is too high?)");
+    let e = TrainError::Diverged {
+        epoch: 3,
+        lr: 10.0,
+        loss: f32::NAN,
+        best: None,
+    };
+    assert_eq!(
+        e.to_string(),
+        "loss became NaN at epoch 3 (lr 10 is too high?)"
+    );
 }
 
 #[test]
 fn fewer_samples_than_batch_and_singletons() {
     let (x, y) = blobs(5, 16, 2, 0.3, 17);
-    let cfg = TrainConfig { batch_size: 64, epochs: 30, lr: 1e-2, patience: None, ..TrainConfig::default() };
-    let out = train(x.view(), &y, None, 2, &HeadConfig::mlp(&[8], 0.0), &cfg, &mut quiet()).unwrap();
+    let cfg = TrainConfig {
+        batch_size: 64,
+        epochs: 30,
+        lr: 1e-2,
+        patience: None,
+        ..TrainConfig::default()
+    };
+    let out = train(
+        x.view(),
+        &y,
+        None,
+        2,
+        &HeadConfig::mlp(&[8], 0.0),
+        &cfg,
+        &mut quiet(),
+    )
+    .unwrap();
     assert_eq!(accuracy(&out.head, &x, &y), 1.0);
     // One sample in total per class, validation of one sample, batch size 1.
     let x1 = x.select(Axis(0), &[0, 1]);
-    let cfg1 = TrainConfig { batch_size: 1, epochs: 3, ..TrainConfig::default() };
-    let out = train(x1.view(), &y[..2], Some((x1.view(), &y[..2])), 2, &HeadConfig::default(), &cfg1, &mut quiet());
+    let cfg1 = TrainConfig {
+        batch_size: 1,
+        epochs: 3,
+        ..TrainConfig::default()
+    };
+    let out = train(
+        x1.view(),
+        &y[..2],
+        Some((x1.view(), &y[..2])),
+        2,
+        &HeadConfig::default(),
+        &cfg1,
+        &mut quiet(),
+    );
     assert!(out.is_ok());
 }
 
@@ -339,22 +517,50 @@ fn early_stopping_restores_best_weights() {
     let xv = x.select(Axis(0), &va);
     let yv: Vec<usize> = va.iter().map(|&i| y[i]).collect();
     for monitor in [Monitor::ValLoss, Monitor::ValAccuracy] {
-        let cfg = TrainConfig { epochs: 200, patience: Some(5), lr: 3e-3, monitor, ..TrainConfig::default() };
-        let out = train(xt.view(), &yt, Some((xv.view(), &yv)), 2, &HeadConfig::mlp(&[128], 0.0), &cfg, &mut quiet())
-            .unwrap();
-        assert!(out.stopped_early, "{monitor:?}: ran all {} epochs", out.history.len());
+        let cfg = TrainConfig {
+            epochs: 200,
+            patience: Some(5),
+            lr: 3e-3,
+            monitor,
+            ..TrainConfig::default()
+        };
+        let out = train(
+            xt.view(),
+            &yt,
+            Some((xv.view(), &yv)),
+            2,
+            &HeadConfig::mlp(&[128], 0.0),
+            &cfg,
+            &mut quiet(),
+        )
+        .unwrap();
+        assert!(
+            out.stopped_early,
+            "{monitor:?}: ran all {} epochs",
+            out.history.len()
+        );
         assert_eq!(out.history.len(), out.best_epoch + 5);
         let best = &out.history[out.best_epoch - 1];
         assert!(best.improved);
         let vl: Vec<f32> = out.history.iter().map(|m| m.val_loss.unwrap()).collect();
         let va_: Vec<f32> = out.history.iter().map(|m| m.val_acc.unwrap()).collect();
         match monitor {
-            Monitor::ValLoss => assert_eq!(best.val_loss.unwrap(), vl.iter().copied().fold(f32::INFINITY, f32::min)),
-            Monitor::ValAccuracy => assert_eq!(best.val_acc.unwrap(), va_.iter().copied().fold(0.0, f32::max)),
+            Monitor::ValLoss => assert_eq!(
+                best.val_loss.unwrap(),
+                vl.iter().copied().fold(f32::INFINITY, f32::min)
+            ),
+            Monitor::ValAccuracy => assert_eq!(
+                best.val_acc.unwrap(),
+                va_.iter().copied().fold(0.0, f32::max)
+            ),
         }
         // The returned head has the best epoch's weights.
         let (l, a) = evaluate(&out.head, xv.view(), &yv).unwrap();
-        assert!((l - best.val_loss.unwrap()).abs() < 1e-5, "restored val loss {l} vs best {:?}", best.val_loss);
+        assert!(
+            (l - best.val_loss.unwrap()).abs() < 1e-5,
+            "restored val loss {l} vs best {:?}",
+            best.val_loss
+        );
         assert_eq!(a, best.val_acc.unwrap());
     }
 }
@@ -376,31 +582,86 @@ fn bad_inputs_give_clear_errors() {
     let mut bad = y.clone();
     bad[3] = 5;
     let e = train(x.view(), &bad, None, 2, &hc, &cfg, &mut cb).unwrap_err();
-    assert_eq!(e.to_string(), "training set: label 5 at index 3 is out of range for 2 classes");
+    assert_eq!(
+        e.to_string(),
+        "training set: label 5 at index 3 is out of range for 2 classes"
+    );
 
     let e = train(x.view(), &y[..9], None, 2, &hc, &cfg, &mut cb).unwrap_err();
-    assert!(matches!(e, TrainError::LengthMismatch { rows: 10, labels: 9, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TrainError::LengthMismatch {
+                rows: 10,
+                labels: 9,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let xv = Array2::<f32>::zeros((3, 5));
-    let e = train(x.view(), &y, Some((xv.view(), &[0, 1, 0])), 2, &hc, &cfg, &mut cb).unwrap_err();
-    assert_eq!(e.to_string(), "validation set: features have 5 columns, expected 4");
+    let e = train(
+        x.view(),
+        &y,
+        Some((xv.view(), &[0, 1, 0])),
+        2,
+        &hc,
+        &cfg,
+        &mut cb,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "validation set: features have 5 columns, expected 4"
+    );
 
     let mut xn = x.clone();
     xn[[7, 2]] = f32::NAN;
     let e = train(xn.view(), &y, None, 2, &hc, &cfg, &mut cb).unwrap_err();
-    assert!(matches!(e, TrainError::NonFiniteInput { row: 7, .. }), "{e}");
+    assert!(
+        matches!(e, TrainError::NonFiniteInput { row: 7, .. }),
+        "{e}"
+    );
 
     for (hc2, cfg2) in [
         (HeadConfig::mlp(&[], 1.0), cfg.clone()),
         (HeadConfig::mlp(&[0], 0.0), cfg.clone()),
-        (hc.clone(), TrainConfig { batch_size: 0, ..cfg.clone() }),
-        (hc.clone(), TrainConfig { lr: -1.0, ..cfg.clone() }),
-        (hc.clone(), TrainConfig { label_smoothing: 1.0, ..cfg.clone() }),
-        (hc.clone(), TrainConfig { epochs: 0, ..cfg.clone() }),
+        (
+            hc.clone(),
+            TrainConfig {
+                batch_size: 0,
+                ..cfg.clone()
+            },
+        ),
+        (
+            hc.clone(),
+            TrainConfig {
+                lr: -1.0,
+                ..cfg.clone()
+            },
+        ),
+        (
+            hc.clone(),
+            TrainConfig {
+                label_smoothing: 1.0,
+                ..cfg.clone()
+            },
+        ),
+        (
+            hc.clone(),
+            TrainConfig {
+                epochs: 0,
+                ..cfg.clone()
+            },
+        ),
     ] {
         let e = train(x.view(), &y, None, 2, &hc2, &cfg2, &mut cb).unwrap_err();
         assert!(matches!(e, TrainError::InvalidConfig(_)), "{e}");
-        assert!(e.to_string().starts_with("invalid training configuration: "));
+        assert!(
+            e.to_string()
+                .starts_with("invalid training configuration: ")
+        );
     }
 }
 
@@ -435,7 +696,10 @@ fn stratified_split_properties() {
         }
     }
     // Deterministic per seed, different across seeds.
-    assert_eq!(stratified_split(&labels, 7, 0.2, 9), (tr.clone(), va.clone()));
+    assert_eq!(
+        stratified_split(&labels, 7, 0.2, 9),
+        (tr.clone(), va.clone())
+    );
     assert_ne!(stratified_split(&labels, 7, 0.2, 10).1, va);
     // Extremes.
     let (tr0, va0) = stratified_split(&labels, 7, 0.0, 1);

@@ -33,7 +33,12 @@ fn saved(hidden: &[usize], standardize: bool) -> (tempfile::TempDir, std::path::
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("head.safetensors");
     let head = sample_head(hidden, standardize);
-    let mut f = HeadFile::new(head.clone(), labels(), backbone(), serde_json::json!({"epochs": 3}));
+    let mut f = HeadFile::new(
+        head.clone(),
+        labels(),
+        backbone(),
+        serde_json::json!({"epochs": 3}),
+    );
     f.save(&path).unwrap();
     (dir, path, head)
 }
@@ -43,7 +48,10 @@ fn load_err(path: &std::path::Path) -> String {
         Ok(_) => panic!("{} should not load", path.display()),
         Err(e) => {
             let s = format!("{e:#}");
-            assert!(s.contains(&path.display().to_string()), "error must name the file: {s}");
+            assert!(
+                s.contains(&path.display().to_string()),
+                "error must name the file: {s}"
+            );
             assert!(!s.contains('\n'), "one line: {s}");
             s
         }
@@ -68,7 +76,12 @@ fn round_trip_keeps_weights_labels_and_predictions() {
 #[test]
 fn saving_over_a_head_replaces_it_whole() {
     let (_d, path, _) = saved(&[16], true);
-    let mut other = HeadFile::new(sample_head(&[], false), labels(), backbone(), serde_json::Value::Null);
+    let mut other = HeadFile::new(
+        sample_head(&[], false),
+        labels(),
+        backbone(),
+        serde_json::Value::Null,
+    );
     other.save(&path).unwrap();
     assert!(HeadFile::load(&path).unwrap().meta.config.hidden.is_empty());
     let siblings = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
@@ -106,8 +119,13 @@ fn foreign_files_and_other_versions_are_refused() {
     // a valid safetensors file that is not an edgetune head
     let plain = dir.path().join("plain.safetensors");
     let data = vec![0u8; 16];
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
-    std::fs::write(&plain, safetensors::serialize([("w", view)], &None).unwrap()).unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
+    std::fs::write(
+        &plain,
+        safetensors::serialize([("w", view)], &None).unwrap(),
+    )
+    .unwrap();
     assert!(load_err(&plain).contains("not an edgetune head"));
 
     // a future format version
@@ -144,8 +162,14 @@ fn shapes_that_do_not_match_the_metadata_are_refused() {
 fn head_from_another_backbone_is_refused_by_name() {
     let (_d, path, _) = saved(&[], false);
     let f = HeadFile::load(&path).unwrap();
-    let e = f.check_backbone(&path, "0123456789abcdef0123456789abcdef", "other_net").unwrap_err();
+    let e = f
+        .check_backbone(&path, "0123456789abcdef0123456789abcdef", "other_net")
+        .unwrap_err();
     let s = format!("{e:#}");
-    assert!(s.contains("other_net") && s.contains("mobilenet_v2_1.0_224_features"), "{s}");
-    f.check_backbone(&path, &backbone().fingerprint, "x").unwrap();
+    assert!(
+        s.contains("other_net") && s.contains("mobilenet_v2_1.0_224_features"),
+        "{s}"
+    );
+    f.check_backbone(&path, &backbone().fingerprint, "x")
+        .unwrap();
 }

@@ -19,7 +19,10 @@ fn candidates() -> Vec<Kernels> {
         }
         match Kernels::for_isa(isa) {
             Some(k) => out.push(k),
-            None => println!("note: {} kernels not available on this CPU, skipped", isa.name()),
+            None => println!(
+                "note: {} kernels not available on this CPU, skipped",
+                isa.name()
+            ),
         }
     }
     out
@@ -60,7 +63,14 @@ fn run_gemm(
     k.gemm(alpha, am, bm, beta, MatMut::with_ld(c, m, n, ldc));
 }
 
-fn check_gemm(k: &Kernels, rng: &mut ChaCha8Rng, layout: Layout, dims: (usize, usize, usize), alpha: f32, beta: f32) {
+fn check_gemm(
+    k: &Kernels,
+    rng: &mut ChaCha8Rng,
+    layout: Layout,
+    dims: (usize, usize, usize),
+    alpha: f32,
+    beta: f32,
+) {
     let (m, n, kk) = dims;
     let ldc = n + if m % 2 == 1 { 3 } else { 0 };
     let a = rvec(rng, m * kk);
@@ -78,9 +88,22 @@ fn check_gemm(k: &Kernels, rng: &mut ChaCha8Rng, layout: Layout, dims: (usize, u
     run_gemm(k, layout, dims, &a, &b, alpha, beta, &mut c_got, ldc);
     // |a|·|b| magnitudes for the tolerance (with the portable kernels for
     // speed in debug builds; they are themselves checked against scalar here).
-    let (aa, ba): (Vec<f32>, Vec<f32>) = (a.iter().map(|v| v.abs()).collect(), b.iter().map(|v| v.abs()).collect());
+    let (aa, ba): (Vec<f32>, Vec<f32>) = (
+        a.iter().map(|v| v.abs()).collect(),
+        b.iter().map(|v| v.abs()).collect(),
+    );
     let mut c_mag = vec![0.0f32; c0.len()];
-    run_gemm(&Kernels::portable(), layout, dims, &aa, &ba, alpha.abs(), 0.0, &mut c_mag, ldc);
+    run_gemm(
+        &Kernels::portable(),
+        layout,
+        dims,
+        &aa,
+        &ba,
+        alpha.abs(),
+        0.0,
+        &mut c_mag,
+        ldc,
+    );
     for i in 0..m {
         for j in 0..n {
             let idx = i * ldc + j;
@@ -96,7 +119,11 @@ fn check_gemm(k: &Kernels, rng: &mut ChaCha8Rng, layout: Layout, dims: (usize, u
         if i + 1 < m {
             for j in n..ldc {
                 let idx = i * ldc + j;
-                assert_eq!(c_got[idx].to_bits(), c_init[idx].to_bits(), "padding C[{i},{j}] was written");
+                assert_eq!(
+                    c_got[idx].to_bits(),
+                    c_init[idx].to_bits(),
+                    "padding C[{i},{j}] was written"
+                );
             }
         }
     }
@@ -123,9 +150,24 @@ fn gemm_small_and_odd_shapes_match_scalar() {
 fn gemm_alpha_beta_and_accumulate() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     for k in candidates() {
-        for &(alpha, beta) in &[(1.0f32, 1.0f32), (0.5, 0.0), (-2.0, 0.25), (0.0, 1.0), (0.0, 0.0), (1.0, -1.0)] {
+        for &(alpha, beta) in &[
+            (1.0f32, 1.0f32),
+            (0.5, 0.0),
+            (-2.0, 0.25),
+            (0.0, 1.0),
+            (0.0, 0.0),
+            (1.0, -1.0),
+        ] {
             for layout in LAYOUTS {
-                for dims in [(7, 17, 3), (13, 19, 300), (1, 1, 1), (6, 16, 5), (9, 3, 37), (5, 2, 8), (40, 4, 33)] {
+                for dims in [
+                    (7, 17, 3),
+                    (13, 19, 300),
+                    (1, 1, 1),
+                    (6, 16, 5),
+                    (9, 3, 37),
+                    (5, 2, 8),
+                    (40, 4, 33),
+                ] {
                     check_gemm(&k, &mut rng, layout, dims, alpha, beta);
                 }
             }
@@ -157,7 +199,11 @@ fn gemm_training_shapes_match_scalar() {
     for k in candidates() {
         // The scalar reference is slow without optimisation: debug builds
         // check batch 32 only.
-        let batches: &[usize] = if cfg!(debug_assertions) { &[32] } else { &[32, 256] };
+        let batches: &[usize] = if cfg!(debug_assertions) {
+            &[32]
+        } else {
+            &[32, 256]
+        };
         for &batch in batches {
             // forward X·W, dW = Xᵀ·dY, dX = dY·Wᵀ for 1280 -> 256 -> N
             check_gemm(&k, &mut rng, Layout::NN, (batch, 256, 1280), 1.0, 0.0);
@@ -188,7 +234,11 @@ fn gemm_strided_operands() {
         let mut c = vec![0.0; m * n];
         k.gemm(1.0, a, b, 0.0, MatMut::new(&mut c, m, n));
         for (x, y) in c.iter().zip(&c_ref) {
-            assert!((x - y).abs() <= 1e-4 * 30.0, "{}: {x} vs {y}", k.isa().name());
+            assert!(
+                (x - y).abs() <= 1e-4 * 30.0,
+                "{}: {x} vs {y}",
+                k.isa().name()
+            );
         }
     }
 }
@@ -198,13 +248,37 @@ fn gemm_empty_dimensions() {
     for k in candidates().into_iter().chain([Kernels::scalar()]) {
         let mut c = vec![3.0f32; 6];
         // k = 0: C = beta·C.
-        k.gemm(1.0, Mat::new(&[], 2, 0), Mat::new(&[], 0, 3), 0.5, MatMut::new(&mut c, 2, 3));
+        k.gemm(
+            1.0,
+            Mat::new(&[], 2, 0),
+            Mat::new(&[], 0, 3),
+            0.5,
+            MatMut::new(&mut c, 2, 3),
+        );
         assert!(c.iter().all(|&v| v == 1.5), "{}: {c:?}", k.isa().name());
-        k.gemm(1.0, Mat::new(&[], 2, 0), Mat::new(&[], 0, 3), 0.0, MatMut::new(&mut c, 2, 3));
+        k.gemm(
+            1.0,
+            Mat::new(&[], 2, 0),
+            Mat::new(&[], 0, 3),
+            0.0,
+            MatMut::new(&mut c, 2, 3),
+        );
         assert!(c.iter().all(|&v| v == 0.0));
         // m = 0 / n = 0: nothing to do.
-        k.gemm(1.0, Mat::new(&[], 0, 4), Mat::new(&[1.0; 8], 4, 2), 0.0, MatMut::new(&mut [], 0, 2));
-        k.gemm(1.0, Mat::new(&[1.0; 8], 2, 4), Mat::new(&[], 4, 0), 0.0, MatMut::new(&mut [], 2, 0));
+        k.gemm(
+            1.0,
+            Mat::new(&[], 0, 4),
+            Mat::new(&[1.0; 8], 4, 2),
+            0.0,
+            MatMut::new(&mut [], 0, 2),
+        );
+        k.gemm(
+            1.0,
+            Mat::new(&[1.0; 8], 2, 4),
+            Mat::new(&[], 4, 0),
+            0.0,
+            MatMut::new(&mut [], 2, 0),
+        );
     }
 }
 
@@ -214,7 +288,13 @@ fn gemm_dimension_mismatch_panics() {
     let a = [0.0f32; 6];
     let b = [0.0f32; 6];
     let mut c = [0.0f32; 4];
-    kernels::kernels().gemm(1.0, Mat::new(&a, 2, 3), Mat::new(&b, 2, 3), 0.0, MatMut::new(&mut c, 2, 2));
+    kernels::kernels().gemm(
+        1.0,
+        Mat::new(&a, 2, 3),
+        Mat::new(&b, 2, 3),
+        0.0,
+        MatMut::new(&mut c, 2, 2),
+    );
 }
 
 #[test]
@@ -280,7 +360,9 @@ fn relu_mask_mul_match_scalar() {
             k.relu_backward(&mut g, &x);
             assert_close("relu_backward", k.isa(), &g, &r, 0.0);
 
-            let mask: Vec<f32> = (0..n).map(|i| if i % 3 == 0 { 0.0 } else { 1.25 }).collect();
+            let mask: Vec<f32> = (0..n)
+                .map(|i| if i % 3 == 0 { 0.0 } else { 1.25 })
+                .collect();
             let (mut r, mut g) = (d.clone(), d.clone());
             scalar::mul(&mut r, &mask);
             k.mul(&mut g, &mask);
@@ -298,7 +380,11 @@ fn sum_sq_matches_scalar() {
             let want: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
             let got = k.sum_sq(&x) as f64;
             let refv = scalar::sum_sq(&x) as f64;
-            assert!((got - want).abs() <= 1e-4 * want.max(1.0), "{} sum_sq n={n}: {got} vs {want}", k.isa().name());
+            assert!(
+                (got - want).abs() <= 1e-4 * want.max(1.0),
+                "{} sum_sq n={n}: {got} vs {want}",
+                k.isa().name()
+            );
             assert!((refv - want).abs() <= 1e-3 * want.max(1.0));
         }
     }
@@ -313,7 +399,11 @@ fn adam_matches_scalar() {
             let g = rvec(&mut rng, n);
             let m0 = rvec(&mut rng, n);
             let v0: Vec<f32> = rvec(&mut rng, n).iter().map(|v| v.abs()).collect();
-            for (t, l2, dwd, gs) in [(1u64, 0.0f32, 0.0f32, 1.0f32), (7, 1e-2, 0.0, 0.5), (1000, 0.0, 1e-2, 1.0)] {
+            for (t, l2, dwd, gs) in [
+                (1u64, 0.0f32, 0.0f32, 1.0f32),
+                (7, 1e-2, 0.0, 0.5),
+                (1000, 0.0, 1e-2, 1.0),
+            ] {
                 let mut s = AdamStep::new(1e-2, 0.9, 0.999, 1e-8, t);
                 s.l2 = l2;
                 s.decoupled_wd = dwd;
@@ -340,9 +430,19 @@ fn adam_first_step_moves_by_lr() {
         p.fill(0.0);
         m.fill(0.0);
         v.fill(0.0);
-        k.adam(&mut p, &g, &mut m, &mut v, &AdamStep::new(0.01, 0.9, 0.999, 1e-8, 1));
+        k.adam(
+            &mut p,
+            &g,
+            &mut m,
+            &mut v,
+            &AdamStep::new(0.01, 0.9, 0.999, 1e-8, 1),
+        );
         for (pi, gi) in p.iter().zip(&g) {
-            assert!((pi + 0.01 * gi.signum()).abs() < 1e-6, "{}: {p:?}", k.isa().name());
+            assert!(
+                (pi + 0.01 * gi.signum()).abs() < 1e-6,
+                "{}: {p:?}",
+                k.isa().name()
+            );
         }
     }
 }
@@ -355,7 +455,11 @@ fn sgd_matches_scalar() {
             let p0 = rvec(&mut rng, n);
             let g = rvec(&mut rng, n);
             let v0 = rvec(&mut rng, n);
-            for (mom, nest, l2, dwd, gs) in [(0.0f32, false, 0.0f32, 0.0f32, 1.0f32), (0.9, false, 1e-3, 0.0, 0.3), (0.9, true, 0.0, 1e-2, 1.0)] {
+            for (mom, nest, l2, dwd, gs) in [
+                (0.0f32, false, 0.0f32, 0.0f32, 1.0f32),
+                (0.9, false, 1e-3, 0.0, 0.3),
+                (0.9, true, 0.0, 1e-2, 1.0),
+            ] {
                 let mut s = SgdStep::new(0.1, mom, nest);
                 s.l2 = l2;
                 s.decoupled_wd = dwd;
@@ -382,7 +486,14 @@ fn sgd_reference_semantics() {
 }
 
 /// Naive f64 softmax cross-entropy: (per-row weighted loss, gradient).
-fn xent_f64(z: &[f32], n: usize, t: &[usize], w: Option<&[f32]>, eps: f64, scale: f64) -> (Vec<f64>, Vec<f64>) {
+fn xent_f64(
+    z: &[f32],
+    n: usize,
+    t: &[usize],
+    w: Option<&[f32]>,
+    eps: f64,
+    scale: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let mut loss = Vec::new();
     let mut grad = Vec::new();
     for (i, row) in z.chunks(n).enumerate() {
@@ -392,7 +503,11 @@ fn xent_f64(z: &[f32], n: usize, t: &[usize], w: Option<&[f32]>, eps: f64, scale
         let mut l = 0.0;
         for (j, &v) in row.iter().enumerate() {
             let logp = v as f64 - max - s.ln();
-            let tj = if j == t[i] { 1.0 - eps + eps / n as f64 } else { eps / n as f64 };
+            let tj = if j == t[i] {
+                1.0 - eps + eps / n as f64
+            } else {
+                eps / n as f64
+            };
             l -= tj * logp;
             grad.push(wi * (logp.exp() - tj) / scale);
         }
@@ -404,7 +519,10 @@ fn xent_f64(z: &[f32], n: usize, t: &[usize], w: Option<&[f32]>, eps: f64, scale
 #[test]
 fn softmax_xent_matches_f64_and_is_stable() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let all: Vec<Kernels> = candidates().into_iter().chain([Kernels::scalar()]).collect();
+    let all: Vec<Kernels> = candidates()
+        .into_iter()
+        .chain([Kernels::scalar()])
+        .collect();
     for k in &all {
         for &n in &[2usize, 3, 10] {
             for &m in &[1usize, 5, 64] {
@@ -419,13 +537,32 @@ fn softmax_xent_matches_f64_and_is_stable() {
                     let scale = 3.5f32;
                     let mut loss = vec![0.0; m];
                     let mut grad = vec![0.0; m * n];
-                    k.softmax_xent(&z, n, &t, weights, XentOpts { label_smoothing: eps, scale }, &mut loss, &mut grad);
+                    k.softmax_xent(
+                        &z,
+                        n,
+                        &t,
+                        weights,
+                        XentOpts {
+                            label_smoothing: eps,
+                            scale,
+                        },
+                        &mut loss,
+                        &mut grad,
+                    );
                     let (lr, gr) = xent_f64(&z, n, &t, weights, eps as f64, scale as f64);
                     for (a, b) in loss.iter().zip(&lr) {
-                        assert!(a.is_finite() && (*a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0), "{}: loss {a} vs {b}", k.isa().name());
+                        assert!(
+                            a.is_finite() && (*a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0),
+                            "{}: loss {a} vs {b}",
+                            k.isa().name()
+                        );
                     }
                     for (a, b) in grad.iter().zip(&gr) {
-                        assert!(a.is_finite() && (*a as f64 - b).abs() <= 1e-5, "{}: grad {a} vs {b}", k.isa().name());
+                        assert!(
+                            a.is_finite() && (*a as f64 - b).abs() <= 1e-5,
+                            "{}: grad {a} vs {b}",
+                            k.isa().name()
+                        );
                     }
                     // Without weights, each gradient row sums to 0.
                     if weights.is_none() {
@@ -463,7 +600,11 @@ fn dispatch_and_names() {
     assert_ne!(Kernels::best().isa(), Isa::Scalar);
     assert_eq!(Isa::from_name("AVX2"), Some(Isa::Avx2Fma));
     assert_eq!(Isa::from_name("sse9"), None);
-    match std::env::var("EDGETUNE_KERNELS").ok().as_deref().and_then(Isa::from_name) {
+    match std::env::var("EDGETUNE_KERNELS")
+        .ok()
+        .as_deref()
+        .and_then(Isa::from_name)
+    {
         Some(forced) if forced.is_available() => assert_eq!(chosen, forced),
         _ => assert_eq!(chosen, Kernels::best().isa()),
     }

@@ -36,7 +36,11 @@ fn fixed_head() -> Head {
         let fan_in = layer.w.nrows() as f32;
         let scale = (2.0 / fan_in).sqrt();
         let n = layer.w.len();
-        layer.w = Array2::from_shape_vec(layer.w.raw_dim(), (0..n).map(|i| det(i, salt + 1, scale)).collect()).unwrap();
+        layer.w = Array2::from_shape_vec(
+            layer.w.raw_dim(),
+            (0..n).map(|i| det(i, salt + 1, scale)).collect(),
+        )
+        .unwrap();
         layer.b = Array1::from_iter((0..layer.b.len()).map(|i| det(i, salt + 2, 0.1)));
     }
     head.standardizer = Some(Standardizer {
@@ -80,7 +84,8 @@ const GOLDEN_PROBA: [[f32; C]; 4] = [
 ];
 /// sha256 over tensor names, shapes and little-endian bytes (the head file's
 /// `weights_sha256`): identical bytes on every machine.
-const GOLDEN_WEIGHTS_SHA256: &str = "58f5bdf5b50aaad7cf29281bb4aa69ea6fffd4e9e9cd5633536d91804b47bc1b";
+const GOLDEN_WEIGHTS_SHA256: &str =
+    "58f5bdf5b50aaad7cf29281bb4aa69ea6fffd4e9e9cd5633536d91804b47bc1b";
 
 #[test]
 fn head_file_is_little_endian_versioned_and_round_trips_bit_exactly() {
@@ -88,7 +93,14 @@ fn head_file_is_little_endian_versioned_and_round_trips_bit_exactly() {
     let path = dir.path().join("head.safetensors");
     let head = fixed_head();
     let labels = vec!["ants".to_string(), "bees".to_string(), "wasps".to_string()];
-    HeadFile::new(head.clone(), labels.clone(), backbone_info(), serde_json::json!({})).save(&path).unwrap();
+    HeadFile::new(
+        head.clone(),
+        labels.clone(),
+        backbone_info(),
+        serde_json::json!({}),
+    )
+    .save(&path)
+    .unwrap();
 
     // the container: u64 little-endian header length, then a JSON header
     let bytes = std::fs::read(&path).unwrap();
@@ -100,7 +112,11 @@ fn head_file_is_little_endian_versioned_and_round_trips_bit_exactly() {
     let w0 = &header["layers.0.weight"];
     assert_eq!(w0["dtype"], "F32");
     let off = w0["data_offsets"][0].as_u64().unwrap() as usize;
-    let want: Vec<u8> = head.layers[0].w.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let want: Vec<u8> = head.layers[0]
+        .w
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
     assert_eq!(&data[off..off + want.len()], &want[..]);
     // the metadata names the format and its version
     let meta: serde_json::Value =
@@ -111,7 +127,10 @@ fn head_file_is_little_endian_versioned_and_round_trips_bit_exactly() {
     let loaded = HeadFile::load(&path).unwrap();
     assert_eq!(loaded.meta.labels, labels);
     assert_eq!(bits(&loaded.head), bits(&head), "round trip is bit-exact");
-    assert_eq!(loaded.meta.weights_sha256, GOLDEN_WEIGHTS_SHA256, "weights bytes differ from x86_64's");
+    assert_eq!(
+        loaded.meta.weights_sha256, GOLDEN_WEIGHTS_SHA256,
+        "weights bytes differ from x86_64's"
+    );
 }
 
 #[test]
@@ -122,16 +141,27 @@ fn fixed_head_predicts_the_x86_64_probabilities() {
     for (r, want) in GOLDEN_PROBA.iter().enumerate() {
         for (c, &w) in want.iter().enumerate() {
             let got = p[[r, c]];
-            assert!((got - w).abs() < 1e-5, "row {r} class {c}: {got} vs x86_64 {w}");
+            assert!(
+                (got - w).abs() < 1e-5,
+                "row {r} class {c}: {got} vs x86_64 {w}"
+            );
         }
     }
     // and the same after a save/load
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.safetensors");
-    HeadFile::new(head, vec!["a".into(), "b".into(), "c".into()], backbone_info(), serde_json::json!({}))
-        .save(&path)
-        .unwrap();
-    let q = HeadFile::load(&path).unwrap().head.predict_proba(fixed_input(4).view());
+    HeadFile::new(
+        head,
+        vec!["a".into(), "b".into(), "c".into()],
+        backbone_info(),
+        serde_json::json!({}),
+    )
+    .save(&path)
+    .unwrap();
+    let q = HeadFile::load(&path)
+        .unwrap()
+        .head
+        .predict_proba(fixed_input(4).view());
     assert_eq!(p, q);
 }
 
@@ -141,16 +171,37 @@ fn feature_cache_round_trips_bit_exactly() {
     let path = dir.path().join("features.redb");
     let features: Vec<f32> = (0..1280).map(|i| det(i, 300, 6.0)).collect();
     let key = edgetune::cache::hash_bytes(b"an image");
-    let entry = Entry { features: features.clone(), info: EntryInfo { width: 640, height: 480, name: "x.jpg".into() } };
+    let entry = Entry {
+        features: features.clone(),
+        info: EntryInfo {
+            width: 640,
+            height: 480,
+            name: "x.jpg".into(),
+        },
+    };
     {
         let cache = FeatureCache::open(&path, FP).unwrap();
         cache.put(&key, &entry).unwrap();
     }
     let cache = FeatureCache::open(&path, FP).unwrap();
-    let got = cache.get(&key).unwrap().expect("entry is there after reopening");
+    let got = cache
+        .get(&key)
+        .unwrap()
+        .expect("entry is there after reopening");
     assert_eq!(got.info, entry.info);
-    assert!(got.features.iter().zip(&features).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(
+        got.features
+            .iter()
+            .zip(&features)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
     // another backbone's fingerprint does not see it
     drop(cache);
-    assert!(FeatureCache::open(&path, &"f".repeat(32)).unwrap().get(&key).unwrap().is_none());
+    assert!(
+        FeatureCache::open(&path, &"f".repeat(32))
+            .unwrap()
+            .get(&key)
+            .unwrap()
+            .is_none()
+    );
 }

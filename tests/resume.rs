@@ -37,8 +37,15 @@ fn extract_cmd(data: &Path, cache: &Path) -> Command {
 }
 
 fn run_json(data: &Path, cache: &Path) -> serde_json::Value {
-    let out = extract_cmd(data, cache).args(["--json", "--progress", "none"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = extract_cmd(data, cache)
+        .args(["--json", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -71,13 +78,21 @@ fn killed_extraction_resumes_without_losing_or_corrupting_anything() {
     }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
-    assert!(!status.success(), "the first run must have been killed mid-way");
+    assert!(
+        !status.success(),
+        "the first run must have been killed mid-way"
+    );
     assert!((24..N).contains(&committed), "committed {committed}");
 
     let second = run_json(&data, &cache);
-    let (extracted, cached) =
-        (second["extracted"].as_u64().unwrap() as usize, second["cached"].as_u64().unwrap() as usize);
-    assert!(cached >= committed, "lost work: {cached} cached < {committed} committed");
+    let (extracted, cached) = (
+        second["extracted"].as_u64().unwrap() as usize,
+        second["cached"].as_u64().unwrap() as usize,
+    );
+    assert!(
+        cached >= committed,
+        "lost work: {cached} cached < {committed} committed"
+    );
     assert!(extracted > 0);
     assert_eq!(extracted + cached, N);
     assert_eq!(second["skipped"].as_array().unwrap().len(), 0);
@@ -91,7 +106,9 @@ fn killed_extraction_resumes_without_losing_or_corrupting_anything() {
     let c = FeatureCache::open(&cache, &b.fingerprint).unwrap();
     let mut s = b.session().unwrap();
     for i in [0usize, 1, 57, 398] {
-        let p = data.join(if i % 2 == 0 { "even" } else { "odd" }).join(format!("{i:04}.png"));
+        let p = data
+            .join(if i % 2 == 0 { "even" } else { "odd" })
+            .join(format!("{i:04}.png"));
         let bytes = std::fs::read(&p).unwrap();
         let cached = c.get(&hash_bytes(&bytes)).unwrap().expect("in cache");
         let img = edgetune::preprocess::decode(&bytes).unwrap();

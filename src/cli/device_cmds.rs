@@ -138,15 +138,25 @@ fn merge_model(model: &mut ModelArgs, cfg: &DeviceConfig) {
 fn backoff(dev: &DeviceArgs, cfg: &DeviceConfig) -> BackoffPolicy {
     let d = BackoffPolicy::default();
     BackoffPolicy {
-        initial: dev.retry_ms.or(cfg.retry_ms).map_or(d.initial, Duration::from_millis),
-        max: dev.retry_max_ms.or(cfg.retry_max_ms).map_or(d.max, Duration::from_millis),
+        initial: dev
+            .retry_ms
+            .or(cfg.retry_ms)
+            .map_or(d.initial, Duration::from_millis),
+        max: dev
+            .retry_max_ms
+            .or(cfg.retry_max_ms)
+            .map_or(d.max, Duration::from_millis),
         max_failures: dev.max_failures.or(cfg.max_failures),
     }
 }
 
 /// Opens camera, triggers and displays; flags win over the config file.
 fn rig(dev: &DeviceArgs, cfg: &DeviceConfig, default_trigger: &str) -> Result<Rig> {
-    let camera = dev.camera.clone().or(cfg.camera.clone()).unwrap_or_else(|| "picam".into());
+    let camera = dev
+        .camera
+        .clone()
+        .or(cfg.camera.clone())
+        .unwrap_or_else(|| "picam".into());
     let settings = CameraSettings {
         width: dev.width.or(cfg.width),
         height: dev.height.or(cfg.height),
@@ -154,12 +164,21 @@ fn rig(dev: &DeviceArgs, cfg: &DeviceConfig, default_trigger: &str) -> Result<Ri
         repeat: dev.repeat,
     };
     let source = frame::open(&camera, &settings)?;
-    let pick = |flags: &Vec<String>, file: &Vec<String>| if flags.is_empty() { file.clone() } else { flags.clone() };
+    let pick = |flags: &Vec<String>, file: &Vec<String>| {
+        if flags.is_empty() {
+            file.clone()
+        } else {
+            flags.clone()
+        }
+    };
     let mut trigger_specs = pick(&dev.triggers, &cfg.triggers);
     if trigger_specs.is_empty() {
         trigger_specs.push(default_trigger.into());
     }
-    let triggers = trigger_specs.iter().map(|s| trigger::open(s)).collect::<Result<Vec<_>>>()?;
+    let triggers = trigger_specs
+        .iter()
+        .map(|s| trigger::open(s))
+        .collect::<Result<Vec<_>>>()?;
     let displays = pick(&dev.displays, &cfg.displays)
         .iter()
         .map(|s| display::open(s))
@@ -168,9 +187,22 @@ fn rig(dev: &DeviceArgs, cfg: &DeviceConfig, default_trigger: &str) -> Result<Ri
         "edgetune: camera {}, trigger {}, display {}",
         source.name(),
         trigger_specs.join(" + "),
-        if displays.is_empty() { "none".into() } else { displays.iter().map(|d| d.name()).collect::<Vec<_>>().join(" + ") }
+        if displays.is_empty() {
+            "none".into()
+        } else {
+            displays
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        }
     );
-    Ok(Rig { source, triggers, displays, outputs: Outputs::default() })
+    Ok(Rig {
+        source,
+        triggers,
+        displays,
+        outputs: Outputs::default(),
+    })
 }
 
 /// SIGINT and SIGTERM set the flag; the loops finish the current frame.
@@ -183,14 +215,20 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 }
 
 fn run_options(dev: &DeviceArgs, cfg: &DeviceConfig) -> RunOptions {
-    RunOptions { backoff: backoff(dev, cfg), tick: Duration::from_millis(dev.tick_ms.max(1)), ..Default::default() }
+    RunOptions {
+        backoff: backoff(dev, cfg),
+        tick: Duration::from_millis(dev.tick_ms.max(1)),
+        ..Default::default()
+    }
 }
 
 pub fn run_cmd(mut a: RunArgs) -> Result<ExitCode> {
     let cfg = load_config(&a.dev)?;
     merge_model(&mut a.model, &cfg);
     let Some(head_path) = a.head.clone().or(cfg.run.head.clone()) else {
-        bail!("no head: pass --head HEAD (or `head` under [run] in the config); train one with `edgetune train`");
+        bail!(
+            "no head: pass --head HEAD (or `head` under [run] in the config); train one with `edgetune train`"
+        );
     };
     let head = HeadFile::load(&head_path)?;
     let mut model = a.model.clone();
@@ -203,19 +241,38 @@ pub fn run_cmd(mut a: RunArgs) -> Result<ExitCode> {
     opts.top_k = a.top_k.or(cfg.run.top_k).unwrap_or(3);
     opts.threshold = a.threshold.or(cfg.run.threshold).unwrap_or(0.0);
     if !(0.0..=1.0).contains(&opts.threshold) {
-        bail!("--threshold {}: expected a probability in [0, 1]", opts.threshold);
+        bail!(
+            "--threshold {}: expected a probability in [0, 1]",
+            opts.threshold
+        );
     }
     opts.save_frames = a.save_frames.clone().or(cfg.run.save_frames.clone());
     opts.max_frames = a.max_frames;
     let mut rig = rig(&a.dev, &cfg, "interval:1s")?;
-    let outs = if a.outputs.is_empty() { &cfg.run.outputs } else { &a.outputs };
-    rig.outputs = Outputs(outs.iter().map(|s| output::parse(s)).collect::<Result<_>>()?);
+    let outs = if a.outputs.is_empty() {
+        &cfg.run.outputs
+    } else {
+        &a.outputs
+    };
+    rig.outputs = Outputs(
+        outs.iter()
+            .map(|s| output::parse(s))
+            .collect::<Result<_>>()?,
+    );
     for o in &rig.outputs.0 {
         if !head.meta.labels.contains(&o.label) {
-            eprintln!("warning: --output {}: not a label of this head ({})", o.label, head.meta.labels.join(", "));
+            eprintln!(
+                "warning: --output {}: not a label of this head ({})",
+                o.label,
+                head.meta.labels.join(", ")
+            );
         }
     }
-    eprintln!("edgetune: head {} ({})", head_path.display(), head.meta.labels.join(", "));
+    eprintln!(
+        "edgetune: head {} ({})",
+        head_path.display(),
+        head.meta.labels.join(", ")
+    );
     let mut clf = TractClassifier::new(&backbone, head, &head_path)?;
     let stop = stop_flag()?;
     let stdout = std::io::stdout();
@@ -263,23 +320,38 @@ pub fn capture_cmd(mut a: CaptureArgs) -> Result<ExitCode> {
             None => None,
         };
         let mut extract_fn = |path: &Path, bytes: &[u8]| -> Result<()> {
-            let (Some(s), Some(c)) = (session.as_mut(), cache.as_ref()) else { return Ok(()) };
+            let (Some(s), Some(c)) = (session.as_mut(), cache.as_ref()) else {
+                return Ok(());
+            };
             let img = crate::preprocess::decode(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
             let features = s.run_image(&img)?.features;
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            let info = EntryInfo { width: img.width(), height: img.height(), name };
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let info = EntryInfo {
+                width: img.width(),
+                height: img.height(),
+                name,
+            };
             c.put(&hash_bytes(bytes), &Entry { features, info })
         };
         let stop = stop_flag()?;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        let on_saved: Option<&mut crate::device::capture::OnSaved> = if extract { Some(&mut extract_fn) } else { None };
+        let on_saved: Option<&mut crate::device::capture::OnSaved> =
+            if extract { Some(&mut extract_fn) } else { None };
         let summary = capture(&mut rig, &mut FsSink, on_saved, &opts, &mut out, &stop)?;
         eprintln!(
             "edgetune: saved {} photos under {}{}",
             summary.saved.len(),
             dataset.display(),
-            if extract { format!(", {} extracted into the cache", summary.extracted) } else { String::new() }
+            if extract {
+                format!(", {} extracted into the cache", summary.extracted)
+            } else {
+                String::new()
+            }
         );
     }
     if let Some(head) = retrain {
@@ -293,7 +365,12 @@ pub fn capture_cmd(mut a: CaptureArgs) -> Result<ExitCode> {
 fn retrain_head(dataset: &Path, head: &Path, model: &ModelArgs) -> Result<ExitCode> {
     let mut argv: Vec<String> = vec!["edgetune".into(), "train".into()];
     argv.push(dataset.display().to_string());
-    argv.extend(["-o".into(), head.display().to_string(), "--progress".into(), "none".into()]);
+    argv.extend([
+        "-o".into(),
+        head.display().to_string(),
+        "--progress".into(),
+        "none".into(),
+    ]);
     if let Some(m) = &model.model {
         argv.extend(["--model".into(), m.clone()]);
     }

@@ -54,23 +54,40 @@ pub fn doctor_cmd(a: DoctorArgs) -> Result<ExitCode> {
         Some(p) => match DeviceConfig::load(p) {
             Ok(cfg) => run_checks(&cfg, Some(p), &env),
             // a config that does not load is the one thing to fix first
-            Err(e) => vec![Check::problem("config", format!("{e:#}"), "correct the file (unknown keys are errors)")],
+            Err(e) => vec![Check::problem(
+                "config",
+                format!("{e:#}"),
+                "correct the file (unknown keys are errors)",
+            )],
         },
         None => run_checks(&DeviceConfig::default(), None, &env),
     };
     let bad = has_problem(&checks);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": !bad, "checks": checks }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "ok": !bad, "checks": checks }))?
+        );
     } else {
         for c in &checks {
             println!("{}", c.line());
         }
-        let n = checks.iter().filter(|c| c.status == crate::doctor::Status::Problem).count();
+        let n = checks
+            .iter()
+            .filter(|c| c.status == crate::doctor::Status::Problem)
+            .count();
         if bad {
-            println!("{n} problem{}: edgetune run will not work until they are fixed", if n == 1 { "" } else { "s" });
+            println!(
+                "{n} problem{}: edgetune run will not work until they are fixed",
+                if n == 1 { "" } else { "s" }
+            );
         } else {
             println!("all checks passed");
         }
     }
-    Ok(if bad { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if bad {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -127,7 +127,10 @@ pub struct PredictArgs {
 fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     let optimizer = match a.optimizer.as_str() {
         "adam" | "adamw" => OptimizerKind::adam(),
-        "sgd" => OptimizerKind::Sgd { momentum: a.momentum, nesterov: a.nesterov },
+        "sgd" => OptimizerKind::Sgd {
+            momentum: a.momentum,
+            nesterov: a.nesterov,
+        },
         o => bail!("--optimizer {o:?}: expected adam or sgd"),
     };
     let schedule = match a.schedule.as_str() {
@@ -135,8 +138,13 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         "cosine" => LrSchedule::Cosine,
         s if s.starts_with("step:") => {
             let parts: Vec<&str> = s.split(':').collect();
-            match (parts.get(1).map(|p| p.parse::<usize>()), parts.get(2).map(|p| p.parse::<f32>())) {
-                (Some(Ok(every)), Some(Ok(gamma))) if parts.len() == 3 => LrSchedule::Step { every, gamma },
+            match (
+                parts.get(1).map(|p| p.parse::<usize>()),
+                parts.get(2).map(|p| p.parse::<f32>()),
+            ) {
+                (Some(Ok(every)), Some(Ok(gamma))) if parts.len() == 3 => {
+                    LrSchedule::Step { every, gamma }
+                }
                 _ => bail!("--schedule {s:?}: expected step:EVERY:GAMMA, e.g. step:10:0.5"),
             }
         }
@@ -179,14 +187,19 @@ fn parse_hidden(s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .map(|w| match w.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => bail!("--hidden {s:?}: expected widths like 256 or 512,128, or \"\" for a linear head"),
+            _ => bail!(
+                "--hidden {s:?}: expected widths like 256 or 512,128, or \"\" for a linear head"
+            ),
         })
         .collect()
 }
 
 /// Maps `labels` (of a folder) onto `known` by name: Some(index) or None.
 fn map_labels(labels: &[String], known: &[String]) -> Vec<Option<usize>> {
-    labels.iter().map(|l| known.iter().position(|k| k == l)).collect()
+    labels
+        .iter()
+        .map(|l| known.iter().position(|k| k == l))
+        .collect()
 }
 
 fn backbone_info(b: &Backbone) -> BackboneInfo {
@@ -203,7 +216,10 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     if !(0.0..1.0).contains(&a.val_split) {
         bail!("--val-split {}: expected a fraction in [0, 1)", a.val_split);
     }
-    let head_cfg = HeadConfig { hidden: parse_hidden(&a.hidden)?, dropout: a.dropout };
+    let head_cfg = HeadConfig {
+        hidden: parse_hidden(&a.hidden)?,
+        dropout: a.dropout,
+    };
     let backbone = a.model.load_lazy()?;
     let cache = open_cache(&a.model, &backbone)?;
     let (_, feats) = load_dataset_features(&a.dir, &a.model, &backbone, &cache, &a.progress)?;
@@ -217,7 +233,10 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     let kept: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] > 0).collect();
     for (c, n) in counts.iter().enumerate() {
         if *n == 0 {
-            eprintln!("warning: class {:?} has no usable images; it is left out", feats.labels[c]);
+            eprintln!(
+                "warning: class {:?} has no usable images; it is left out",
+                feats.labels[c]
+            );
         }
     }
     if kept.len() < 2 {
@@ -225,11 +244,16 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             "{}: need at least 2 classes with images to train, found {} ({})",
             a.dir.display(),
             kept.len(),
-            kept.iter().map(|&c| feats.labels[c].as_str()).collect::<Vec<_>>().join(", ")
+            kept.iter()
+                .map(|&c| feats.labels[c].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let labels: Vec<String> = kept.iter().map(|&c| feats.labels[c].clone()).collect();
-    let remap: Vec<Option<usize>> = (0..counts.len()).map(|c| kept.iter().position(|&k| k == c)).collect();
+    let remap: Vec<Option<usize>> = (0..counts.len())
+        .map(|c| kept.iter().position(|&k| k == c))
+        .collect();
     let y_all: Vec<usize> = feats.y.iter().map(|&y| remap[y].unwrap()).collect();
     let n_classes = labels.len();
 
@@ -245,13 +269,23 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
                 );
             }
         }
-        let rows: Vec<usize> = (0..vf.y.len()).filter(|&i| map[vf.y[i]].is_some()).collect();
+        let rows: Vec<usize> = (0..vf.y.len())
+            .filter(|&i| map[vf.y[i]].is_some())
+            .collect();
         let yv: Vec<usize> = rows.iter().map(|&i| map[vf.y[i]].unwrap()).collect();
-        (feats.x.clone(), y_all.clone(), Some(vf.x.select(Axis(0), &rows)), yv)
+        (
+            feats.x.clone(),
+            y_all.clone(),
+            Some(vf.x.select(Axis(0), &rows)),
+            yv,
+        )
     } else if a.val_split > 0.0 {
         let (tr, va) = stratified_split(&y_all, n_classes, a.val_split, a.seed);
         let pick = |idx: &[usize]| -> (Array2<f32>, Vec<usize>) {
-            (feats.x.select(Axis(0), idx), idx.iter().map(|&i| y_all[i]).collect())
+            (
+                feats.x.select(Axis(0), idx),
+                idx.iter().map(|&i| y_all[i]).collect(),
+            )
         };
         let (xt, yt) = pick(&tr);
         let (xv, yv) = pick(&va);
@@ -269,22 +303,42 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         if head_cfg.hidden.is_empty() {
             "linear".to_string()
         } else {
-            format!("{}-hidden MLP", head_cfg.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-"))
+            format!(
+                "{}-hidden MLP",
+                head_cfg
+                    .hidden
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>()
+                    .join("-")
+            )
         },
         y_train.len(),
         n_classes,
-        if x_val.is_some() { format!("{} images", y_val.len()) } else { "nothing".into() }
+        if x_val.is_some() {
+            format!("{} images", y_val.len())
+        } else {
+            "nothing".into()
+        }
     );
     let bar = super::progress::epoch_bar(&a.progress, cfg.epochs);
     let t0 = Instant::now();
     let val = x_val.as_ref().map(|x| (x.view(), y_val.as_slice()));
-    let result = train(x_train.view(), &y_train, val, n_classes, &head_cfg, &cfg, &mut |m| {
-        bar.epoch(m)
-    });
+    let result = train(
+        x_train.view(),
+        &y_train,
+        val,
+        n_classes,
+        &head_cfg,
+        &cfg,
+        &mut |m| bar.epoch(m),
+    );
     bar.finish();
     let outcome = match result {
         Ok(o) => o,
-        Err(TrainError::Diverged { epoch, lr, loss, .. }) => {
+        Err(TrainError::Diverged {
+            epoch, lr, loss, ..
+        }) => {
             let kept = if a.output.exists() {
                 format!("{} was left unchanged", a.output.display())
             } else {
@@ -292,7 +346,11 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             };
             bail!(
                 "training diverged: loss {} at epoch {epoch} (lr {lr} is too high? try --lr {}); {kept}",
-                if loss.is_nan() { "became NaN".to_string() } else { format!("reached {loss:e}") },
+                if loss.is_nan() {
+                    "became NaN".to_string()
+                } else {
+                    format!("reached {loss:e}")
+                },
                 lr / 10.0
             );
         }
@@ -308,18 +366,26 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         "val_accuracy": val_acc, "val_loss": best.val_loss, "train_accuracy": best.train_acc,
         "seconds": seconds, "history": outcome.history,
     });
-    let mut file = HeadFile::new(outcome.head, labels.clone(), backbone_info(&backbone), training);
+    let mut file = HeadFile::new(
+        outcome.head,
+        labels.clone(),
+        backbone_info(&backbone),
+        training,
+    );
     file.save(&a.output)?;
     if let Some(p) = &a.plot {
         crate::plot::training_curves(&outcome.history, p)?;
     }
     let epochs_run = outcome.history.len();
     if a.json {
-        println!("{}", serde_json::json!({
-            "head": a.output, "labels": labels, "epochs": epochs_run, "best_epoch": outcome.best_epoch,
-            "val_accuracy": val_acc, "val_loss": best.val_loss, "train_accuracy": best.train_acc,
-            "seconds": seconds, "seconds_per_epoch": seconds / epochs_run as f64,
-        }));
+        println!(
+            "{}",
+            serde_json::json!({
+                "head": a.output, "labels": labels, "epochs": epochs_run, "best_epoch": outcome.best_epoch,
+                "val_accuracy": val_acc, "val_loss": best.val_loss, "train_accuracy": best.train_acc,
+                "seconds": seconds, "seconds_per_epoch": seconds / epochs_run as f64,
+            })
+        );
     } else {
         eprintln!(
             "{} epochs in {seconds:.3} s ({:.2} ms/epoch); kept epoch {}: train acc {:.4}{}",
@@ -369,7 +435,9 @@ pub fn eval_cmd(a: EvalArgs) -> Result<ExitCode> {
             );
         }
     }
-    let rows: Vec<usize> = (0..feats.y.len()).filter(|&i| map[feats.y[i]].is_some()).collect();
+    let rows: Vec<usize> = (0..feats.y.len())
+        .filter(|&i| map[feats.y[i]].is_some())
+        .collect();
     if rows.is_empty() {
         bail!(
             "{}: none of its classes ({}) is a label of {} ({})",
@@ -388,10 +456,12 @@ pub fn eval_cmd(a: EvalArgs) -> Result<ExitCode> {
     }
     if a.json {
         let mut j = serde_json::to_value(&ev)?;
-        j["unknown_classes"] = serde_json::json!(unknown
-            .iter()
-            .map(|(l, n)| serde_json::json!({"label": l, "images": n}))
-            .collect::<Vec<_>>());
+        j["unknown_classes"] = serde_json::json!(
+            unknown
+                .iter()
+                .map(|(l, n)| serde_json::json!({"label": l, "images": n}))
+                .collect::<Vec<_>>()
+        );
         j["head"] = serde_json::json!(a.head);
         println!("{j}");
     } else {
@@ -415,7 +485,10 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        let features = session.run_image(&img).with_context(|| format!("{}", path.display()))?.features;
+        let features = session
+            .run_image(&img)
+            .with_context(|| format!("{}", path.display()))?
+            .features;
         let x = Array2::from_shape_vec((1, features.len()), features)?;
         let probs = file.head.predict_proba(x.view());
         let top = top_k_probs(probs.row(0).as_slice().unwrap(), k);
@@ -425,14 +498,23 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|&(i, p)| serde_json::json!({"label": file.meta.labels[i], "probability": p}))
                 .collect();
-            println!("{}", serde_json::json!({"image": path, "top": top_json, "ms": ms}));
+            println!(
+                "{}",
+                serde_json::json!({"image": path, "top": top_json, "ms": ms})
+            );
         } else {
-            let s: Vec<String> =
-                top.iter().map(|&(i, p)| format!("{} {:.3}", file.meta.labels[i], p)).collect();
+            let s: Vec<String> = top
+                .iter()
+                .map(|&(i, p)| format!("{} {:.3}", file.meta.labels[i], p))
+                .collect();
             println!("{}\t{}", path.display(), s.join("\t"));
         }
     }
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The `k` most probable classes, highest first (ties: lower index first).

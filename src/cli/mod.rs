@@ -21,8 +21,12 @@ use crate::extract::{ExtractOptions, ExtractReport, dataset_features, extract};
 use crate::manifest::{DEFAULT_MODEL, Manifest, Norm, default_models_dir};
 
 #[derive(Parser, Debug)]
-#[command(name = "edgetune", version, about = "Transfer learning on the edge: a frozen ONNX \
-backbone, cached features, and a small head trained on the device.")]
+#[command(
+    name = "edgetune",
+    version,
+    about = "Transfer learning on the edge: a frozen ONNX \
+backbone, cached features, and a small head trained on the device."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -117,12 +121,23 @@ impl ModelArgs {
             Err(_) if model.ends_with(".onnx") && has_overrides => {
                 let p = PathBuf::from(model);
                 let mut m = Manifest::builtin(DEFAULT_MODEL).unwrap();
-                m.name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-                m.file = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                m.name = p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                m.file = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 m.sha256.clear();
                 m.logits = None;
                 m.labels = None;
-                ModelSpec { manifest: m, path: p }
+                ModelSpec {
+                    manifest: m,
+                    path: p,
+                }
             }
             Err(e) => return Err(e),
         };
@@ -223,10 +238,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn models(cmd: ModelsCommand) -> Result<ExitCode> {
     match cmd {
-        ModelsCommand::Install { names, from, models_dir } => {
+        ModelsCommand::Install {
+            names,
+            from,
+            models_dir,
+        } => {
             let dest = models_dir.unwrap_or_else(default_models_dir);
             let from = from.unwrap_or_else(crate::install::default_source_dir);
-            let names = if names.is_empty() { vec![DEFAULT_MODEL.to_string()] } else { names };
+            let names = if names.is_empty() {
+                vec![DEFAULT_MODEL.to_string()]
+            } else {
+                names
+            };
             for name in names {
                 let spec = ModelSpec::resolve(&name, Some(&dest))?;
                 match crate::install::install(&spec.manifest, &from, &dest)? {
@@ -244,7 +267,11 @@ fn models(cmd: ModelsCommand) -> Result<ExitCode> {
             let dir = models_dir.unwrap_or_else(default_models_dir);
             for (name, _) in crate::manifest::BUILTIN {
                 let spec = ModelSpec::resolve(name, Some(&dir))?;
-                let state = if spec.path.exists() { "installed" } else { "not installed" };
+                let state = if spec.path.exists() {
+                    "installed"
+                } else {
+                    "not installed"
+                };
                 println!("{name}\t{state}\t{}", spec.path.display());
             }
             Ok(ExitCode::SUCCESS)
@@ -347,7 +374,10 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
         Ok(sha) => Ok(sha),
         Err(e) => Err(format!("{e:#}")),
     };
-    let fingerprint = model_state.as_ref().ok().map(|sha| spec.manifest.fingerprint(sha));
+    let fingerprint = model_state
+        .as_ref()
+        .ok()
+        .map(|sha| spec.manifest.fingerprint(sha));
     let cache_path = a.model.cache_path();
     let cache = match &fingerprint {
         Some(fp) if cache_path.exists() => FeatureCache::open(&cache_path, fp)
@@ -372,7 +402,11 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("edgetune {}", env!("CARGO_PKG_VERSION"));
-    println!("model:       {} ({})", spec.manifest.name, spec.path.display());
+    println!(
+        "model:       {} ({})",
+        spec.manifest.name,
+        spec.path.display()
+    );
     match &model_state {
         Ok(sha) => println!("sha256:      {sha} (ok)"),
         Err(e) => println!("sha256:      {e}"),
@@ -397,7 +431,11 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}\n")).collect::<String>().trim_end().to_string()
+    s.lines()
+        .map(|l| format!("  {l}\n"))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
 }
 
 /// The instruction set the training kernels dispatch to.
@@ -415,9 +453,14 @@ pub fn load_dataset_features(
 ) -> Result<(Dataset, crate::extract::LabelledFeatures)> {
     let ds = Dataset::scan(dir)?;
     let bar = progress::for_mode(progress_mode, &format!("{}", dir.display()))?;
-    let (report, feats) =
-        dataset_features(backbone, cache, &ds, &extract_options(None, 16), bar.as_ref())
-            .with_context(|| format!("{}: feature extraction failed", dir.display()))?;
+    let (report, feats) = dataset_features(
+        backbone,
+        cache,
+        &ds,
+        &extract_options(None, 16),
+        bar.as_ref(),
+    )
+    .with_context(|| format!("{}: feature extraction failed", dir.display()))?;
     bar.finish();
     let _ = model;
     if report.extracted > 0 || !report.skipped.is_empty() {

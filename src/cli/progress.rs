@@ -87,16 +87,26 @@ pub fn epoch_bar(mode: &str, epochs: usize) -> EpochBar {
     let tty = std::io::stderr().is_terminal();
     match mode {
         "bar" | "auto" if tty || mode == "bar" => {
-            let bar = ProgressBar::with_draw_target(Some(epochs as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(epochs as u64), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template("epoch {pos}/{len} [{bar:30}] {msg}")
                     .unwrap()
                     .progress_chars("=> "),
             );
-            EpochBar { bar: Some(bar), lines: false }
+            EpochBar {
+                bar: Some(bar),
+                lines: false,
+            }
         }
-        "none" => EpochBar { bar: None, lines: false },
-        _ => EpochBar { bar: None, lines: true },
+        "none" => EpochBar {
+            bar: None,
+            lines: false,
+        },
+        _ => EpochBar {
+            bar: None,
+            lines: true,
+        },
     }
 }
 

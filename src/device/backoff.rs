@@ -14,7 +14,11 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> Self {
-        BackoffPolicy { initial: Duration::from_millis(500), max: Duration::from_secs(30), max_failures: None }
+        BackoffPolicy {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            max_failures: None,
+        }
     }
 }
 
@@ -28,7 +32,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(policy: BackoffPolicy) -> Self {
-        Backoff { policy, failures: 0, until: None }
+        Backoff {
+            policy,
+            failures: 0,
+            until: None,
+        }
     }
 
     /// Delay before retry number `n` (1-based): initial · 2^(n-1), capped.
@@ -42,11 +50,18 @@ impl Backoff {
     pub fn fail(&mut self, what: &str, err: &anyhow::Error, now: Instant) -> Option<Duration> {
         self.failures += 1;
         if self.policy.max_failures.is_some_and(|m| self.failures >= m) {
-            eprintln!("edgetune: {what}: {err:#} (failure {}, giving up)", self.failures);
+            eprintln!(
+                "edgetune: {what}: {err:#} (failure {}, giving up)",
+                self.failures
+            );
             return None;
         }
         let d = self.delay(self.failures);
-        eprintln!("edgetune: {what}: {err:#} (failure {}, retrying in {} ms)", self.failures, d.as_millis());
+        eprintln!(
+            "edgetune: {what}: {err:#} (failure {}, retrying in {} ms)",
+            self.failures,
+            d.as_millis()
+        );
         self.until = Some(now + d);
         Some(d)
     }
@@ -81,7 +96,10 @@ mod tests {
 
     #[test]
     fn gives_up_after_max_failures() {
-        let mut b = Backoff::new(BackoffPolicy { max_failures: Some(2), ..Default::default() });
+        let mut b = Backoff::new(BackoffPolicy {
+            max_failures: Some(2),
+            ..Default::default()
+        });
         let e = anyhow::anyhow!("boom");
         let now = Instant::now();
         assert!(b.fail("cam", &e, now).is_some());

@@ -12,7 +12,9 @@ use serde_json::json;
 
 use super::backoff::Backoff;
 use super::frame::Frame;
-use super::runloop::{Rig, RunOptions, grab_with_retry, idle, nap, poll_triggers, show_all, shutdown, small_thumb};
+use super::runloop::{
+    Rig, RunOptions, grab_with_retry, idle, nap, poll_triggers, show_all, shutdown, small_thumb,
+};
 use super::screen::Screen;
 
 /// Where photos go: the file system, or a fake (a full disk in tests).
@@ -29,7 +31,10 @@ impl FrameSink for FsSink {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
         let r = f.write_all(bytes).and_then(|_| f.sync_all());
         if r.is_err() {
             // no half-written photo in the dataset
@@ -45,26 +50,53 @@ fn is_disk_full(e: &std::io::Error) -> bool {
 
 /// Writes `frame` as DIR/<stamp>[-label].jpg, adding -1, -2… when the name
 /// is taken. Returns the path.
-pub fn save_new(sink: &mut dyn FrameSink, dir: &Path, stamp: &str, tag: &str, frame: &Frame) -> Result<PathBuf> {
+pub fn save_new(
+    sink: &mut dyn FrameSink,
+    dir: &Path,
+    stamp: &str,
+    tag: &str,
+    frame: &Frame,
+) -> Result<PathBuf> {
     let bytes = frame.jpeg()?;
     save_bytes(sink, dir, stamp, tag, &bytes)
 }
 
-fn save_bytes(sink: &mut dyn FrameSink, dir: &Path, stamp: &str, tag: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let base = if tag.is_empty() { stamp.to_string() } else { format!("{stamp}-{tag}") };
+fn save_bytes(
+    sink: &mut dyn FrameSink,
+    dir: &Path,
+    stamp: &str,
+    tag: &str,
+    bytes: &[u8],
+) -> Result<PathBuf> {
+    let base = if tag.is_empty() {
+        stamp.to_string()
+    } else {
+        format!("{stamp}-{tag}")
+    };
     for n in 0..1000 {
-        let name = if n == 0 { format!("{base}.jpg") } else { format!("{base}-{n}.jpg") };
+        let name = if n == 0 {
+            format!("{base}.jpg")
+        } else {
+            format!("{base}-{n}.jpg")
+        };
         let path = dir.join(name);
         match sink.create_new(&path, bytes) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) if is_disk_full(&e) => {
-                bail!("{}: disk full, the photo was not saved; free some space (df -h {})", path.display(), dir.display())
+                bail!(
+                    "{}: disk full, the photo was not saved; free some space (df -h {})",
+                    path.display(),
+                    dir.display()
+                )
             }
             Err(e) => return Err(anyhow!("{}: cannot write: {e}", path.display())),
         }
     }
-    bail!("{}: 1000 photos named {base}*.jpg already exist", dir.display())
+    bail!(
+        "{}: 1000 photos named {base}*.jpg already exist",
+        dir.display()
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -85,7 +117,9 @@ pub struct CaptureSummary {
 /// Labels must be plain folder names.
 pub fn check_label(l: &str) -> Result<()> {
     if l.is_empty() || l.starts_with('.') || l.contains(['/', '\\']) || l == "unknown" {
-        bail!("label {l:?}: expected a plain folder name (not empty, no '/', not starting with '.', not \"unknown\")");
+        bail!(
+            "label {l:?}: expected a plain folder name (not empty, no '/', not starting with '.', not \"unknown\")"
+        );
     }
     Ok(())
 }
@@ -106,10 +140,25 @@ pub fn capture(
     }
     let mut summary = CaptureSummary::default();
     let mut cam = Backoff::new(opts.run.backoff);
-    let mut trig_backoff: Vec<Backoff> = rig.triggers.iter().map(|_| Backoff::new(opts.run.backoff)).collect();
+    let mut trig_backoff: Vec<Backoff> = rig
+        .triggers
+        .iter()
+        .map(|_| Backoff::new(opts.run.backoff))
+        .collect();
     let wants_frames = rig.triggers.iter().any(|t| t.wants_frames());
-    let first = opts.label.clone().unwrap_or_else(|| "press a button".into());
-    show_all(&mut rig.displays, &Screen::Capture { label: &first, done: 0, total: opts.count, thumb: None });
+    let first = opts
+        .label
+        .clone()
+        .unwrap_or_else(|| "press a button".into());
+    show_all(
+        &mut rig.displays,
+        &Screen::Capture {
+            label: &first,
+            done: 0,
+            total: opts.count,
+            thumb: None,
+        },
+    );
     let result = (|| -> Result<()> {
         loop {
             let done = summary.saved.len() as u32;
@@ -129,13 +178,23 @@ pub fn capture(
             }
             let fired = poll_triggers(&mut rig.triggers, &mut trig_backoff, now, frame.as_ref());
             let Some(ev) = fired.first() else {
-                nap(if wants_frames { opts.run.tick } else { idle(&rig.triggers, opts.run.tick) }, stop);
+                nap(
+                    if wants_frames {
+                        opts.run.tick
+                    } else {
+                        idle(&rig.triggers, opts.run.tick)
+                    },
+                    stop,
+                );
                 continue;
             };
             let label = match ev.label.clone().or_else(|| opts.label.clone()) {
                 Some(l) => l,
                 None => {
-                    eprintln!("edgetune: {} fired without a label and no --label was given; skipped", ev.trigger);
+                    eprintln!(
+                        "edgetune: {} fired without a label and no --label was given; skipped",
+                        ev.trigger
+                    );
                     continue;
                 }
             };
@@ -145,10 +204,12 @@ pub fn capture(
             }
             let frame = match frame {
                 Some(f) => f,
-                None => match grab_with_retry(rig.source.as_mut(), &mut cam, stop, &mut rig.displays)? {
-                    Some(f) => f,
-                    None => return Ok(()),
-                },
+                None => {
+                    match grab_with_retry(rig.source.as_mut(), &mut cam, stop, &mut rig.displays)? {
+                        Some(f) => f,
+                        None => return Ok(()),
+                    }
+                }
             };
             let wall = SystemTime::now();
             let bytes = frame.jpeg()?;
@@ -166,7 +227,10 @@ pub fn capture(
                         summary.extracted += 1;
                         line["extracted"] = json!(true);
                     }
-                    Err(e) => eprintln!("edgetune: {}: feature extraction failed: {e:#}", path.display()),
+                    Err(e) => eprintln!(
+                        "edgetune: {}: feature extraction failed: {e:#}",
+                        path.display()
+                    ),
                 }
             }
             writeln!(out, "{line}")?;
@@ -174,7 +238,15 @@ pub fn capture(
             summary.saved.push(path);
             let thumb = small_thumb(&frame, opts.run.thumb);
             let n = summary.saved.len() as u32;
-            show_all(&mut rig.displays, &Screen::Capture { label: &label, done: n, total: opts.count, thumb: Some(&thumb) });
+            show_all(
+                &mut rig.displays,
+                &Screen::Capture {
+                    label: &label,
+                    done: n,
+                    total: opts.count,
+                    thumb: Some(&thumb),
+                },
+            );
         }
     })();
     shutdown(rig, out);

@@ -33,7 +33,10 @@ pub struct FileWatch {
 
 impl FileWatch {
     pub fn new(path: &Path) -> Self {
-        let mut w = FileWatch { path: path.to_path_buf(), stamp: None };
+        let mut w = FileWatch {
+            path: path.to_path_buf(),
+            stamp: None,
+        };
         w.stamp = w.current();
         w
     }
@@ -64,7 +67,13 @@ pub struct TractClassifier<'b> {
 
 impl<'b> TractClassifier<'b> {
     pub fn new(backbone: &'b Backbone, head: HeadFile, head_path: &Path) -> Result<Self> {
-        Ok(TractClassifier { backbone, session: backbone.session()?, head, watch: FileWatch::new(head_path), reloads: 0 })
+        Ok(TractClassifier {
+            backbone,
+            session: backbone.session()?,
+            head,
+            watch: FileWatch::new(head_path),
+            reloads: 0,
+        })
     }
 }
 
@@ -98,7 +107,11 @@ impl Classifier for TractClassifier<'_> {
             Ok(f)
         }) {
             Ok(f) => {
-                eprintln!("edgetune: reloaded {} (labels: {})", path.display(), f.meta.labels.join(", "));
+                eprintln!(
+                    "edgetune: reloaded {} (labels: {})",
+                    path.display(),
+                    f.meta.labels.join(", ")
+                );
                 self.head = f;
                 self.reloads += 1;
             }
@@ -124,6 +137,10 @@ impl Classifier for FakeClassifier {
         let k = self.labels.len().max(1);
         let mut probs = vec![(1.0 - mean) / (k - 1).max(1) as f32; k];
         probs[0] = mean;
-        Ok(Classification { probs, backbone_ms: 0.0, head_ms: 0.0 })
+        Ok(Classification {
+            probs,
+            backbone_ms: 0.0,
+            head_ms: 0.0,
+        })
     }
 }

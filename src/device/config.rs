@@ -52,8 +52,10 @@ pub struct CaptureSection {
 
 impl DeviceConfig {
     pub fn load(path: &Path) -> Result<DeviceConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
-        let mut c: DeviceConfig = toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read config", path.display()))?;
+        let mut c: DeviceConfig =
+            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
         // relative paths in the file are relative to the file
         let base = path.parent().unwrap_or(Path::new("."));
         let fix = |p: &mut Option<PathBuf>| {

@@ -35,7 +35,9 @@ fn open_pi(kind: &str, rest: &str) -> Result<Box<dyn Display>> {
 
 #[cfg(not(feature = "pi"))]
 fn open_pi(kind: &str, _: &str) -> Result<Box<dyn Display>> {
-    bail!("{kind}: this edgetune was built without the `pi` feature (cargo build --features pi); try png:DIR")
+    bail!(
+        "{kind}: this edgetune was built without the `pi` feature (cargo build --features pi); try png:DIR"
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,7 +62,14 @@ pub struct PngDisplay {
 
 impl PngDisplay {
     pub fn new(dir: impl Into<PathBuf>, layout: PngLayout) -> Self {
-        PngDisplay { dir: dir.into(), layout, scale: 1, latest_only: false, seq: 0, last_path: None }
+        PngDisplay {
+            dir: dir.into(),
+            layout,
+            scale: 1,
+            latest_only: false,
+            seq: 0,
+            last_path: None,
+        }
     }
 
     /// `DIR[,oled|color][,size=WxH][,scale=N][,latest]`.
@@ -81,9 +90,13 @@ impl PngDisplay {
             }
         }
         if let Some(sz) = opts.get("size") {
-            let parsed = sz.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+            let parsed = sz
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
             match parsed {
-                Some((w, h)) if (64..=1024).contains(&w) && (64..=1024).contains(&h) => layout = PngLayout::Color(w, h),
+                Some((w, h)) if (64..=1024).contains(&w) && (64..=1024).contains(&h) => {
+                    layout = PngLayout::Color(w, h)
+                }
                 _ => bail!("png:{s}: size={sz}: expected WxH, e.g. 240x240 or 320x240"),
             }
         }
@@ -113,7 +126,11 @@ impl PngDisplay {
             }
         };
         let img = if self.scale > 1 {
-            img.resize(img.width() * self.scale, img.height() * self.scale, image::imageops::FilterType::Nearest)
+            img.resize(
+                img.width() * self.scale,
+                img.height() * self.scale,
+                image::imageops::FilterType::Nearest,
+            )
         } else {
             img
         };

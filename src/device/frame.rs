@@ -28,7 +28,11 @@ pub struct Frame {
 impl Frame {
     /// JPEG bytes of the frame: the original when there is one.
     pub fn jpeg(&self) -> Result<Vec<u8>> {
-        if let Some(b) = self.encoded.as_ref().filter(|b| b.starts_with(&[0xFF, 0xD8])) {
+        if let Some(b) = self
+            .encoded
+            .as_ref()
+            .filter(|b| b.starts_with(&[0xFF, 0xD8]))
+        {
             return Ok(b.clone());
         }
         let mut out = Vec::new();
@@ -69,7 +73,10 @@ pub struct CameraSettings {
 /// Opens a `--camera` spec.
 pub fn open(spec: &str, settings: &CameraSettings) -> Result<Box<dyn FrameSource>> {
     if ![0, 90, 180, 270].contains(&settings.rotation) {
-        bail!("--rotation {}: expected 0, 90, 180 or 270", settings.rotation);
+        bail!(
+            "--rotation {}: expected 0, 90, 180 or 270",
+            settings.rotation
+        );
     }
     let inner: Box<dyn FrameSource> = if let Some(d) = spec.strip_prefix("dir:") {
         Box::new(DirSource::open(Path::new(d), settings.repeat)?)
@@ -86,17 +93,28 @@ pub fn open(spec: &str, settings: &CameraSettings) -> Result<Box<dyn FrameSource
              or dir:FOLDER"
         );
     };
-    Ok(if settings.rotation == 0 { inner } else { Box::new(Rotated { inner, degrees: settings.rotation }) })
+    Ok(if settings.rotation == 0 {
+        inner
+    } else {
+        Box::new(Rotated {
+            inner,
+            degrees: settings.rotation,
+        })
+    })
 }
 
 #[cfg(all(feature = "v4l2", target_pointer_width = "64"))]
 fn open_v4l2(dev: &str, s: &CameraSettings) -> Result<Box<dyn FrameSource>> {
-    Ok(Box::new(super::v4l2::V4l2Source::new(dev, s.width, s.height)))
+    Ok(Box::new(super::v4l2::V4l2Source::new(
+        dev, s.width, s.height,
+    )))
 }
 
 #[cfg(not(all(feature = "v4l2", target_pointer_width = "64")))]
 fn open_v4l2(dev: &str, _: &CameraSettings) -> Result<Box<dyn FrameSource>> {
-    bail!("{dev}: this edgetune has no V4L2 support (built without the `v4l2` feature, or for a 32-bit target, where its crate does not build)")
+    bail!(
+        "{dev}: this edgetune has no V4L2 support (built without the `v4l2` feature, or for a 32-bit target, where its crate does not build)"
+    )
 }
 
 /// Rotates every frame (the camera is mounted turned).
@@ -140,9 +158,13 @@ impl DirSource {
         let mut files = Vec::new();
         let mut stack = vec![root.to_path_buf()];
         while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).with_context(|| format!("dir:{}: cannot list", d.display()))? {
+            for e in std::fs::read_dir(&d)
+                .with_context(|| format!("dir:{}: cannot list", d.display()))?
+            {
                 let p = e?.path();
-                let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                let hidden = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
                 if hidden {
                     continue;
                 }
@@ -157,7 +179,12 @@ impl DirSource {
         if files.is_empty() {
             bail!("dir:{}: no images in this folder", root.display());
         }
-        Ok(DirSource { root: root.to_path_buf(), files, next: 0, repeat })
+        Ok(DirSource {
+            root: root.to_path_buf(),
+            files,
+            next: 0,
+            repeat,
+        })
     }
 
     /// Number of images (never 0: an empty folder is an error).
@@ -182,8 +209,16 @@ impl FrameSource for DirSource {
         self.next += 1; // a bad file is skipped on the retry, not retried forever
         let bytes = std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))?;
         let image = preprocess::decode(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?;
-        let name = p.strip_prefix(&self.root).unwrap_or(&p).to_string_lossy().into_owned();
-        Ok(Some(Frame { image, name, encoded: Some(bytes) }))
+        let name = p
+            .strip_prefix(&self.root)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
+        Ok(Some(Frame {
+            image,
+            name,
+            encoded: Some(bytes),
+        }))
     }
 }
 
@@ -212,14 +247,20 @@ impl CommandSource {
     /// rpicam-still (Bookworm), else libcamera-still (Bullseye): one JPEG on
     /// stdout, no preview window, minimal delay.
     pub fn picamera(s: &CameraSettings) -> CommandSource {
-        let mut args: Vec<String> = ["-n", "-t", "1", "--encoding", "jpg", "-o", "-"].map(String::from).to_vec();
+        let mut args: Vec<String> = ["-n", "-t", "1", "--encoding", "jpg", "-o", "-"]
+            .map(String::from)
+            .to_vec();
         if let Some(w) = s.width {
             args.extend(["--width".into(), w.to_string()]);
         }
         if let Some(h) = s.height {
             args.extend(["--height".into(), h.to_string()]);
         }
-        let with = |p: &str| std::iter::once(p.to_string()).chain(args.iter().cloned()).collect();
+        let with = |p: &str| {
+            std::iter::once(p.to_string())
+                .chain(args.iter().cloned())
+                .collect()
+        };
         CommandSource {
             label: "picam".into(),
             candidates: vec![with("rpicam-still"), with("libcamera-still")],
@@ -255,7 +296,14 @@ impl CommandSource {
 
 /// Last non-empty line of a program's stderr, for one-line errors.
 fn last_line(s: &str) -> String {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().chars().take(200).collect()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// What the Pi camera apps say when there is no camera or it is in use.
@@ -299,16 +347,29 @@ impl FrameSource for CommandSource {
             if t0.elapsed() > self.timeout {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("{}: {prog} printed no image within {} s (killed)", self.label, self.timeout.as_secs());
+                bail!(
+                    "{}: {prog} printed no image within {} s (killed)",
+                    self.label,
+                    self.timeout.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let bytes = t_out.join().map_err(|_| anyhow!("reader thread panicked"))??;
+        let bytes = t_out
+            .join()
+            .map_err(|_| anyhow!("reader thread panicked"))??;
         let stderr = t_err.join().unwrap_or_default();
         if !status.success() {
-            let why = if self.picam { explain_picam(&stderr) } else { None };
+            let why = if self.picam {
+                explain_picam(&stderr)
+            } else {
+                None
+            };
             let detail = last_line(&stderr);
-            let code = status.code().map(|c| format!("status {c}")).unwrap_or("a signal".into());
+            let code = status
+                .code()
+                .map(|c| format!("status {c}"))
+                .unwrap_or("a signal".into());
             return Err(match why {
                 Some(w) => anyhow!("{}: {w} ({prog} exited with {code}: {detail})", self.label),
                 None if detail.is_empty() => anyhow!("{}: {prog} exited with {code}", self.label),
@@ -316,10 +377,18 @@ impl FrameSource for CommandSource {
             });
         }
         let image = preprocess::decode(&bytes).map_err(|e| {
-            anyhow!("{}: the command printed {} bytes that are not an image ({e})", self.label, bytes.len())
+            anyhow!(
+                "{}: the command printed {} bytes that are not an image ({e})",
+                self.label,
+                bytes.len()
+            )
         })?;
         self.count += 1;
-        Ok(Some(Frame { image, name: format!("{}#{}", self.label, self.count), encoded: Some(bytes) }))
+        Ok(Some(Frame {
+            image,
+            name: format!("{}#{}", self.label, self.count),
+            encoded: Some(bytes),
+        }))
     }
 }
 
@@ -329,14 +398,25 @@ mod tests {
 
     #[test]
     fn picam_errors_are_explained() {
-        assert!(explain_picam("ERROR: *** no cameras available ***").unwrap().contains("ribbon"));
-        assert!(explain_picam("failed to acquire camera /base/soc: Device or resource busy").unwrap().contains("busy"));
+        assert!(
+            explain_picam("ERROR: *** no cameras available ***")
+                .unwrap()
+                .contains("ribbon")
+        );
+        assert!(
+            explain_picam("failed to acquire camera /base/soc: Device or resource busy")
+                .unwrap()
+                .contains("busy")
+        );
         assert!(explain_picam("something else").is_none());
     }
 
     #[test]
     fn unknown_camera_spec() {
-        let e = open("webcam", &CameraSettings::default()).err().unwrap().to_string();
+        let e = open("webcam", &CameraSettings::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("expected picam"), "{e}");
     }
 }

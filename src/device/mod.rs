@@ -78,7 +78,10 @@ pub fn split_opts(s: &str) -> (Vec<String>, BTreeMap<String, String>) {
 pub fn check_opts(spec: &str, opts: &BTreeMap<String, String>, known: &[&str]) -> Result<()> {
     for k in opts.keys() {
         if !known.contains(&k.as_str()) {
-            bail!("{spec:?}: unknown option {k:?} (known: {})", known.join(", "));
+            bail!(
+                "{spec:?}: unknown option {k:?} (known: {})",
+                known.join(", ")
+            );
         }
     }
     Ok(())
@@ -86,7 +89,9 @@ pub fn check_opts(spec: &str, opts: &BTreeMap<String, String>, known: &[&str]) -
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// (year, month, day, hour, minute, second, millisecond) in UTC.

@@ -28,7 +28,11 @@ impl OutputPin for FakePin {
     }
     fn set(&mut self, on: bool) -> Result<()> {
         if self.log {
-            eprintln!("edgetune: output {} {}", self.name, if on { "on" } else { "off" });
+            eprintln!(
+                "edgetune: output {} {}",
+                self.name,
+                if on { "on" } else { "off" }
+            );
         }
         self.history.lock().unwrap().push(on);
         Ok(())
@@ -56,18 +60,36 @@ pub fn parse(spec: &str) -> Result<LabelOutput> {
         Some(Ok(t)) if (0.0..=1.0).contains(&t) => t,
         _ => bail!("--output {spec:?}: threshold is a probability in [0, 1]"),
     };
-    let hold = opts.get("hold").map(|h| parse_duration(h)).transpose()?.unwrap_or(Duration::from_secs(2));
+    let hold = opts
+        .get("hold")
+        .map(|h| parse_duration(h))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(2));
     let active_low = match opts.get("active").map(String::as_str) {
         None | Some("high") => false,
         Some("low") => true,
         Some(a) => bail!("--output {spec:?}: active={a}: expected high or low"),
     };
     let pin: Box<dyn OutputPin> = match kind {
-        "log" => Box::new(FakePin { name: pos.first().cloned().unwrap_or(label.to_string()), log: true, ..Default::default() }),
-        "gpio" => open_gpio(spec, pos.first().map(String::as_str).unwrap_or(""), active_low)?,
+        "log" => Box::new(FakePin {
+            name: pos.first().cloned().unwrap_or(label.to_string()),
+            log: true,
+            ..Default::default()
+        }),
+        "gpio" => open_gpio(
+            spec,
+            pos.first().map(String::as_str).unwrap_or(""),
+            active_low,
+        )?,
         _ => bail!("--output {spec:?}: expected gpio:PIN or log:NAME after `{label}=`"),
     };
-    Ok(LabelOutput { label: label.to_string(), pin, threshold, hold, on_until: None })
+    Ok(LabelOutput {
+        label: label.to_string(),
+        pin,
+        threshold,
+        hold,
+        on_until: None,
+    })
 }
 
 #[cfg(feature = "pi")]
@@ -80,12 +102,20 @@ fn open_gpio(spec: &str, pin: &str, active_low: bool) -> Result<Box<dyn OutputPi
 
 #[cfg(not(feature = "pi"))]
 fn open_gpio(spec: &str, _: &str, _: bool) -> Result<Box<dyn OutputPin>> {
-    bail!("--output {spec:?}: this edgetune was built without the `pi` feature (cargo build --features pi)")
+    bail!(
+        "--output {spec:?}: this edgetune was built without the `pi` feature (cargo build --features pi)"
+    )
 }
 
 impl LabelOutput {
     pub fn new(label: &str, pin: Box<dyn OutputPin>, threshold: f32, hold: Duration) -> Self {
-        LabelOutput { label: label.into(), pin, threshold, hold, on_until: None }
+        LabelOutput {
+            label: label.into(),
+            pin,
+            threshold,
+            hold,
+            on_until: None,
+        }
     }
 }
 
@@ -145,7 +175,12 @@ mod tests {
     fn on_above_threshold_off_after_hold() {
         let pin = FakePin::default();
         let h = pin.history.clone();
-        let mut outs = Outputs(vec![LabelOutput::new("bees", Box::new(pin), 0.8, Duration::from_millis(100))]);
+        let mut outs = Outputs(vec![LabelOutput::new(
+            "bees",
+            Box::new(pin),
+            0.8,
+            Duration::from_millis(100),
+        )]);
         let t = Instant::now();
         outs.on_result("bees", 0.5, t);
         assert!(h.lock().unwrap().is_empty());

@@ -22,8 +22,12 @@ use super::{check_opts, split_opts};
 pub fn gpio_error(e: rppal::gpio::Error) -> anyhow::Error {
     use rppal::gpio::Error as E;
     match e {
-        E::UnknownModel => anyhow!("GPIO: not a Raspberry Pi (unknown model): GPIO, buttons and OLEDs need a Pi"),
-        E::PermissionDenied(p) => anyhow!("GPIO: permission denied on {p}: add the user to the `gpio` group (sudo adduser $USER gpio) and log in again"),
+        E::UnknownModel => {
+            anyhow!("GPIO: not a Raspberry Pi (unknown model): GPIO, buttons and OLEDs need a Pi")
+        }
+        E::PermissionDenied(p) => anyhow!(
+            "GPIO: permission denied on {p}: add the user to the `gpio` group (sudo adduser $USER gpio) and log in again"
+        ),
         E::PinUsed(p) => anyhow!("GPIO{p}: pin already in use (by another trigger or output?)"),
         E::PinNotAvailable(p) => anyhow!("GPIO{p}: no such pin on this board"),
         E::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
@@ -42,12 +46,18 @@ pub struct GpioTrigger {
 
 impl GpioTrigger {
     pub fn parse(s: &str) -> Result<GpioTrigger> {
-        Ok(GpioTrigger { spec: GpioSpec::parse(s)?, pin: None })
+        Ok(GpioTrigger {
+            spec: GpioSpec::parse(s)?,
+            pin: None,
+        })
     }
 
     fn open(&self) -> Result<(InputPin, Receiver<()>)> {
         let s = &self.spec;
-        let pin = Gpio::new().map_err(gpio_error)?.get(s.pin).map_err(gpio_error)?;
+        let pin = Gpio::new()
+            .map_err(gpio_error)?
+            .get(s.pin)
+            .map_err(gpio_error)?;
         let mut input = match s.pull {
             Pull::Up => pin.into_input_pullup(),
             Pull::Down => pin.into_input_pulldown(),
@@ -78,7 +88,10 @@ impl Trigger for GpioTrigger {
         }
         let (_, rx) = self.pin.as_ref().unwrap();
         match rx.try_recv() {
-            Ok(()) => Ok(Some(Event { trigger: self.name(), label: self.spec.label.clone() })),
+            Ok(()) => Ok(Some(Event {
+                trigger: self.name(),
+                label: self.spec.label.clone(),
+            })),
             Err(TryRecvError::Empty) => Ok(None),
             Err(TryRecvError::Disconnected) => {
                 self.pin = None; // reopen next poll
@@ -97,7 +110,11 @@ pub struct GpioOutput {
 
 impl GpioOutput {
     pub fn new(pin: u8, active_low: bool) -> Self {
-        GpioOutput { pin_no: pin, active_low, pin: None }
+        GpioOutput {
+            pin_no: pin,
+            active_low,
+            pin: None,
+        }
     }
 }
 
@@ -107,10 +124,21 @@ impl OutputPin for GpioOutput {
     }
     fn set(&mut self, on: bool) -> Result<()> {
         if self.pin.is_none() {
-            let p = Gpio::new().map_err(gpio_error)?.get(self.pin_no).map_err(gpio_error)?;
-            self.pin = Some(if self.active_low { p.into_output_high() } else { p.into_output_low() });
+            let p = Gpio::new()
+                .map_err(gpio_error)?
+                .get(self.pin_no)
+                .map_err(gpio_error)?;
+            self.pin = Some(if self.active_low {
+                p.into_output_high()
+            } else {
+                p.into_output_low()
+            });
         }
-        let level = if on != self.active_low { Level::High } else { Level::Low };
+        let level = if on != self.active_low {
+            Level::High
+        } else {
+            Level::Low
+        };
         self.pin.as_mut().unwrap().write(level);
         Ok(())
     }
@@ -153,9 +181,13 @@ fn open_ssd1306(rest: &str) -> Result<Box<dyn Display>> {
     use ssd1306::{I2CDisplayInterface, Ssd1306};
     let (_, opts) = split_opts(rest);
     check_opts(rest, &opts, &["bus", "addr"])?;
-    let bus: u8 = opts.get("bus").map_or(Ok(1), |b| b.parse()).map_err(|_| anyhow!("oled: bus is a number, e.g. 1"))?;
+    let bus: u8 = opts
+        .get("bus")
+        .map_or(Ok(1), |b| b.parse())
+        .map_err(|_| anyhow!("oled: bus is a number, e.g. 1"))?;
     let addr = match opts.get("addr") {
-        Some(a) => u8::from_str_radix(a.trim_start_matches("0x"), 16).map_err(|_| anyhow!("oled: addr is hex, e.g. 0x3c"))?,
+        Some(a) => u8::from_str_radix(a.trim_start_matches("0x"), 16)
+            .map_err(|_| anyhow!("oled: addr is hex, e.g. 0x3c"))?,
         None => 0x3c,
     };
     let i2c = rppal::i2c::I2c::with_bus(bus).map_err(|e| match e {
@@ -168,7 +200,8 @@ fn open_ssd1306(rest: &str) -> Result<Box<dyn Display>> {
         e => anyhow!("oled: I2C bus {bus}: {e}"),
     })?;
     let iface = I2CDisplayInterface::new_custom_address(i2c, addr);
-    let mut d = Ssd1306::new(iface, DisplaySize128x64, DisplayRotation::Rotate0).into_buffered_graphics_mode();
+    let mut d = Ssd1306::new(iface, DisplaySize128x64, DisplayRotation::Rotate0)
+        .into_buffered_graphics_mode();
     d.init().map_err(|e| anyhow!("oled: no SSD1306 answering at 0x{addr:02x} on I2C-{bus} ({e:?}); check wiring and `i2cdetect -y {bus}`"))?;
     let d = std::rc::Rc::new(std::cell::RefCell::new(d));
     let d2 = d.clone();
@@ -181,7 +214,8 @@ fn open_ssd1306(rest: &str) -> Result<Box<dyn Display>> {
         }),
         clear: Box::new(move || {
             let mut d = d2.borrow_mut();
-            d.clear(BinaryColor::Off).map_err(|e| anyhow!("oled: {e:?}"))?;
+            d.clear(BinaryColor::Off)
+                .map_err(|e| anyhow!("oled: {e:?}"))?;
             d.flush().map_err(|e| anyhow!("oled: {e:?}"))
         }),
     }))
@@ -194,11 +228,22 @@ fn open_mipi(kind: &str, rest: &str) -> Result<Box<dyn Display>> {
     use mipidsi::options::ColorInversion;
     use rppal::spi::{Bus, Mode, SimpleHalSpiDevice, SlaveSelect, Spi};
     let (_, opts) = split_opts(rest);
-    check_opts(rest, &opts, &["dc", "rst", "bl", "spi", "cs", "size", "mhz", "invert"])?;
+    check_opts(
+        rest,
+        &opts,
+        &["dc", "rst", "bl", "spi", "cs", "size", "mhz", "invert"],
+    )?;
     let num = |k: &str, d: u32| -> Result<u32> {
-        opts.get(k).map_or(Ok(d), |v| v.parse().map_err(|_| anyhow!("{kind}: {k}={v}: expected a number")))
+        opts.get(k).map_or(Ok(d), |v| {
+            v.parse()
+                .map_err(|_| anyhow!("{kind}: {k}={v}: expected a number"))
+        })
     };
-    let (dw, dh) = if kind == "st7789" { (240, 240) } else { (320, 240) };
+    let (dw, dh) = if kind == "st7789" {
+        (240, 240)
+    } else {
+        (320, 240)
+    };
     let (w, h) = match opts.get("size") {
         Some(s) => s
             .split_once('x')
@@ -223,7 +268,9 @@ fn open_mipi(kind: &str, rest: &str) -> Result<Box<dyn Display>> {
         e => anyhow!("{kind}: SPI: {e}"),
     })?;
     let gpio = Gpio::new().map_err(gpio_error)?;
-    let out = |n: u32| -> Result<rppal::gpio::OutputPin> { Ok(gpio.get(n as u8).map_err(gpio_error)?.into_output()) };
+    let out = |n: u32| -> Result<rppal::gpio::OutputPin> {
+        Ok(gpio.get(n as u8).map_err(gpio_error)?.into_output())
+    };
     let dc = out(num("dc", 25)?)?;
     let rst = out(num("rst", 27)?)?;
     let bl = match opts.get("bl") {
@@ -257,7 +304,9 @@ fn open_mipi(kind: &str, rest: &str) -> Result<Box<dyn Display>> {
             let d2 = d.clone();
             Box::new(DriverDisplay {
                 name: format!("{kind}:{w}x{h}"),
-                show: Box::new(move |s| draw_color(&mut d.borrow_mut().0, s).map_err(|e| anyhow!("{e:?}"))),
+                show: Box::new(move |s| {
+                    draw_color(&mut d.borrow_mut().0, s).map_err(|e| anyhow!("{e:?}"))
+                }),
                 clear: Box::new(move || {
                     let mut g = d2.borrow_mut();
                     g.0.clear(Rgb565::BLACK).map_err(|e| anyhow!("{e:?}"))?;
@@ -269,7 +318,11 @@ fn open_mipi(kind: &str, rest: &str) -> Result<Box<dyn Display>> {
             }) as Box<dyn Display>
         }};
     }
-    Ok(if kind == "st7789" { finish!(mipidsi::models::ST7789) } else { finish!(mipidsi::models::ILI9341Rgb565) })
+    Ok(if kind == "st7789" {
+        finish!(mipidsi::models::ST7789)
+    } else {
+        finish!(mipidsi::models::ILI9341Rgb565)
+    })
 }
 
 #[cfg(test)]

@@ -94,7 +94,12 @@ pub fn grab_with_retry(
                 show_all(displays, &Screen::Message(&format!("camera error\n{e:#}")));
                 match backoff.fail(&format!("camera {}", source.name()), &e, Instant::now()) {
                     Some(d) => nap(d, stop),
-                    None => return Err(e.context(format!("giving up after {} camera failures", backoff.failures))),
+                    None => {
+                        return Err(e.context(format!(
+                            "giving up after {} camera failures",
+                            backoff.failures
+                        )));
+                    }
                 }
             }
         }
@@ -162,12 +167,21 @@ pub fn run(
 ) -> Result<RunSummary> {
     let mut summary = RunSummary::default();
     let mut cam = Backoff::new(opts.backoff);
-    let mut trig_backoff: Vec<Backoff> = rig.triggers.iter().map(|_| Backoff::new(opts.backoff)).collect();
+    let mut trig_backoff: Vec<Backoff> = rig
+        .triggers
+        .iter()
+        .map(|_| Backoff::new(opts.backoff))
+        .collect();
     let wants_frames = rig.triggers.iter().any(|t| t.wants_frames());
-    show_all(&mut rig.displays, &Screen::Message(&format!("edgetune\n{}\nwaiting...", rig.source.name())));
+    show_all(
+        &mut rig.displays,
+        &Screen::Message(&format!("edgetune\n{}\nwaiting...", rig.source.name())),
+    );
     let result = (|| -> Result<()> {
         loop {
-            if stop.load(Ordering::Relaxed) || opts.max_frames.is_some_and(|m| summary.classified >= m) {
+            if stop.load(Ordering::Relaxed)
+                || opts.max_frames.is_some_and(|m| summary.classified >= m)
+            {
                 return Ok(());
             }
             let now = Instant::now();
@@ -187,22 +201,35 @@ pub fn run(
             let mut capture_ms = t_cap.elapsed().as_secs_f64() * 1e3;
             let fired = poll_triggers(&mut rig.triggers, &mut trig_backoff, now, frame.as_ref());
             if fired.is_empty() {
-                nap(if wants_frames { opts.tick } else { idle(&rig.triggers, opts.tick) }, stop);
+                nap(
+                    if wants_frames {
+                        opts.tick
+                    } else {
+                        idle(&rig.triggers, opts.tick)
+                    },
+                    stop,
+                );
                 continue;
             }
             let t0 = Instant::now();
             let frame = match frame {
                 Some(f) => f,
-                None => match grab_with_retry(rig.source.as_mut(), &mut cam, stop, &mut rig.displays) {
-                    Ok(Some(f)) => {
-                        capture_ms = t0.elapsed().as_secs_f64() * 1e3;
-                        f
+                None => {
+                    match grab_with_retry(rig.source.as_mut(), &mut cam, stop, &mut rig.displays) {
+                        Ok(Some(f)) => {
+                            capture_ms = t0.elapsed().as_secs_f64() * 1e3;
+                            f
+                        }
+                        Ok(None) => return Ok(()),
+                        Err(e) => return Err(e),
                     }
-                    Ok(None) => return Ok(()),
-                    Err(e) => return Err(e),
-                },
+                }
             };
-            let trigger = fired.iter().map(|e| e.trigger.as_str()).collect::<Vec<_>>().join("+");
+            let trigger = fired
+                .iter()
+                .map(|e| e.trigger.as_str())
+                .collect::<Vec<_>>()
+                .join("+");
             clf.refresh();
             let c = match clf.classify(&frame.image) {
                 Ok(c) => c,
@@ -214,12 +241,21 @@ pub fn run(
             };
             let labels = clf.labels();
             let top = crate::cli::top_k_probs(&c.probs, opts.top_k.max(1).min(labels.len()));
-            let (best, p) = top.first().map(|&(i, p)| (labels[i].as_str(), p)).ok_or_else(|| anyhow!("head has no labels"))?;
+            let (best, p) = top
+                .first()
+                .map(|&(i, p)| (labels[i].as_str(), p))
+                .ok_or_else(|| anyhow!("head has no labels"))?;
             let label = if p >= opts.threshold { best } else { "unknown" };
             let total_ms = capture_ms + c.backbone_ms + c.head_ms;
             let wall = SystemTime::now();
             let saved = match &opts.save_frames {
-                Some(dir) => match super::capture::save_new(&mut super::capture::FsSink, dir, &super::file_stamp(wall), label, &frame) {
+                Some(dir) => match super::capture::save_new(
+                    &mut super::capture::FsSink,
+                    dir,
+                    &super::file_stamp(wall),
+                    label,
+                    &frame,
+                ) {
                     Ok(p) => Some(p),
                     Err(e) => {
                         eprintln!("edgetune: --save-frames: {e:#}");
@@ -246,7 +282,12 @@ pub fn run(
             rig.outputs.on_result(label, p, Instant::now());
             let needs_thumb = rig.displays.iter().any(|_| true);
             let thumb = needs_thumb.then(|| small_thumb(&frame, opts.thumb));
-            let screen = Screen::Result { label, confidence: p, latency_ms: total_ms, thumb: thumb.as_ref() };
+            let screen = Screen::Result {
+                label,
+                confidence: p,
+                latency_ms: total_ms,
+                thumb: thumb.as_ref(),
+            };
             show_all(&mut rig.displays, &screen);
             summary.classified += 1;
             summary.total_ms += total_ms;

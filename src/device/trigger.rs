@@ -46,7 +46,11 @@ pub fn open(spec: &str) -> Result<Box<dyn Trigger>> {
     let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
         "interval" => {
-            let every = if rest.is_empty() { Duration::from_secs(5) } else { parse_duration(rest)? };
+            let every = if rest.is_empty() {
+                Duration::from_secs(5)
+            } else {
+                parse_duration(rest)?
+            };
             Ok(Box::new(Interval::new(every)))
         }
         "motion" => Ok(Box::new(Motion::parse(rest)?)),
@@ -68,7 +72,9 @@ fn open_gpio(rest: &str) -> Result<Box<dyn Trigger>> {
 #[cfg(not(feature = "pi"))]
 fn open_gpio(rest: &str) -> Result<Box<dyn Trigger>> {
     GpioSpec::parse(rest)?;
-    bail!("gpio:{rest}: this edgetune was built without the `pi` feature (cargo build --features pi)")
+    bail!(
+        "gpio:{rest}: this edgetune was built without the `pi` feature (cargo build --features pi)"
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +127,13 @@ impl GpioSpec {
             Some(d) => parse_duration(d)?,
             None => Duration::from_millis(30),
         };
-        Ok(GpioSpec { pin, pull, edge, debounce, label: opts.get("label").cloned() })
+        Ok(GpioSpec {
+            pin,
+            pull,
+            edge,
+            debounce,
+            label: opts.get("label").cloned(),
+        })
     }
 }
 
@@ -147,8 +159,15 @@ impl Trigger for Interval {
             prev => {
                 // keep the cadence, but do not burst after a long classification
                 let base = prev.map_or(now, |t| (t + self.every).max(now));
-                self.next = Some(if prev.is_some() { base } else { now + self.every });
-                Ok(Some(Event { trigger: "interval".into(), label: None }))
+                self.next = Some(if prev.is_some() {
+                    base
+                } else {
+                    now + self.every
+                });
+                Ok(Some(Event {
+                    trigger: "interval".into(),
+                    label: None,
+                }))
             }
         }
     }
@@ -193,7 +212,10 @@ impl Trigger for Stdin {
             Ok(Some(l)) => {
                 let l = l.trim();
                 let label = (!l.is_empty()).then(|| l.to_string());
-                Ok(Some(Event { trigger: "stdin".into(), label }))
+                Ok(Some(Event {
+                    trigger: "stdin".into(),
+                    label,
+                }))
             }
             Ok(None) | Err(TryRecvError::Disconnected) => {
                 self.closed = true;
@@ -225,7 +247,10 @@ impl Trigger for Signal {
         "sigusr1".into()
     }
     fn poll(&mut self, _: Instant, _: Option<&Frame>) -> Result<Option<Event>> {
-        Ok(self.flag.swap(false, Ordering::Relaxed).then(|| Event { trigger: "sigusr1".into(), label: None }))
+        Ok(self.flag.swap(false, Ordering::Relaxed).then(|| Event {
+            trigger: "sigusr1".into(),
+            label: None,
+        }))
     }
 }
 
@@ -242,7 +267,10 @@ pub const MOTION_H: u32 = 24;
 
 impl Default for MotionDetector {
     fn default() -> Self {
-        MotionDetector { prev: None, pixel_delta: 25 }
+        MotionDetector {
+            prev: None,
+            pixel_delta: 25,
+        }
     }
 }
 
@@ -250,7 +278,8 @@ impl MotionDetector {
     /// Fraction of pixels that changed since the previous frame (None for
     /// the first frame).
     pub fn score(&mut self, img: &DynamicImage) -> Option<f32> {
-        let small = image::imageops::resize(&img.to_luma8(), MOTION_W, MOTION_H, FilterType::Triangle);
+        let small =
+            image::imageops::resize(&img.to_luma8(), MOTION_W, MOTION_H, FilterType::Triangle);
         let score = self.prev.as_ref().map(|p| {
             let changed = p
                 .as_raw()
@@ -278,7 +307,13 @@ pub struct Motion {
 
 impl Motion {
     pub fn new(threshold: f32, cooldown: Duration) -> Motion {
-        Motion { det: MotionDetector::default(), threshold, cooldown, last: None, last_score: None }
+        Motion {
+            det: MotionDetector::default(),
+            threshold,
+            cooldown,
+            last: None,
+            last_score: None,
+        }
     }
 
     pub fn parse(s: &str) -> Result<Motion> {
@@ -288,12 +323,20 @@ impl Motion {
         let threshold = match th.map(|t| t.parse::<f32>()) {
             None => 0.05,
             Some(Ok(t)) if (0.0..=1.0).contains(&t) => t,
-            _ => bail!("motion:{s}: the threshold is a fraction of changed pixels in [0, 1], e.g. motion:0.05"),
+            _ => bail!(
+                "motion:{s}: the threshold is a fraction of changed pixels in [0, 1], e.g. motion:0.05"
+            ),
         };
-        let cooldown = opts.get("cooldown").map(|c| parse_duration(c)).transpose()?.unwrap_or(Duration::from_secs(2));
+        let cooldown = opts
+            .get("cooldown")
+            .map(|c| parse_duration(c))
+            .transpose()?
+            .unwrap_or(Duration::from_secs(2));
         let mut m = Motion::new(threshold, cooldown);
         if let Some(d) = opts.get("delta") {
-            m.det.pixel_delta = d.parse().map_err(|_| anyhow::anyhow!("motion:{s}: delta is 0-255"))?;
+            m.det.pixel_delta = d
+                .parse()
+                .map_err(|_| anyhow::anyhow!("motion:{s}: delta is 0-255"))?;
         }
         Ok(m)
     }
@@ -313,7 +356,10 @@ impl Trigger for Motion {
         let resting = self.last.is_some_and(|t| now < t + self.cooldown);
         if score.is_some_and(|s| s >= self.threshold && s > 0.0) && !resting {
             self.last = Some(now);
-            return Ok(Some(Event { trigger: "motion".into(), label: None }));
+            return Ok(Some(Event {
+                trigger: "motion".into(),
+                label: None,
+            }));
         }
         Ok(None)
     }
@@ -326,9 +372,20 @@ mod tests {
     #[test]
     fn gpio_specs() {
         let g = GpioSpec::parse("17").unwrap();
-        assert_eq!((g.pin, g.pull, g.edge, g.debounce), (17, Pull::Up, Edge::Falling, Duration::from_millis(30)));
+        assert_eq!(
+            (g.pin, g.pull, g.edge, g.debounce),
+            (17, Pull::Up, Edge::Falling, Duration::from_millis(30))
+        );
         let g = GpioSpec::parse("27,pull=down,edge=rising,debounce=50,label=bees").unwrap();
-        assert_eq!((g.pull, g.edge, g.debounce, g.label.as_deref()), (Pull::Down, Edge::Rising, Duration::from_millis(50), Some("bees")));
+        assert_eq!(
+            (g.pull, g.edge, g.debounce, g.label.as_deref()),
+            (
+                Pull::Down,
+                Edge::Rising,
+                Duration::from_millis(50),
+                Some("bees")
+            )
+        );
         assert!(GpioSpec::parse("40").is_err());
         assert!(GpioSpec::parse("17,pul=up").is_err());
     }
@@ -338,7 +395,15 @@ mod tests {
         let mut t = Interval::new(Duration::from_millis(100));
         let now = Instant::now();
         assert!(t.poll(now, None).unwrap().is_some());
-        assert!(t.poll(now + Duration::from_millis(50), None).unwrap().is_none());
-        assert!(t.poll(now + Duration::from_millis(100), None).unwrap().is_some());
+        assert!(
+            t.poll(now + Duration::from_millis(50), None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            t.poll(now + Duration::from_millis(100), None)
+                .unwrap()
+                .is_some()
+        );
     }
 }

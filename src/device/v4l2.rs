@@ -22,13 +22,21 @@ pub struct V4l2Source {
 
 impl V4l2Source {
     pub fn new(dev: &str, width: Option<u32>, height: Option<u32>) -> Self {
-        V4l2Source { dev: dev.into(), width, height, stream: None, count: 0 }
+        V4l2Source {
+            dev: dev.into(),
+            width,
+            height,
+            stream: None,
+            count: 0,
+        }
     }
 
     fn open(&self) -> Result<(ReadStream, Negotiated)> {
         let d = &self.dev;
         let explain = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow!("{d}: no such camera (is it plugged in? `ls /dev/video*`)"),
+            std::io::ErrorKind::NotFound => {
+                anyhow!("{d}: no such camera (is it plugged in? `ls /dev/video*`)")
+            }
             std::io::ErrorKind::PermissionDenied => {
                 anyhow!("{d}: permission denied: add the user to the `video` group")
             }
@@ -50,9 +58,16 @@ impl V4l2Source {
             bail!("{d}: not a capture device with MJPEG or YUYV frames (formats: {formats:?})");
         };
         let (w, h) = (self.width.unwrap_or(640), self.height.unwrap_or(480));
-        let capture = device.video_capture(PixFormat::new(w, h, pf)).map_err(explain)?;
+        let capture = device
+            .video_capture(PixFormat::new(w, h, pf))
+            .map_err(explain)?;
         let f = capture.format();
-        let fmt = Negotiated { pf: f.pixel_format(), width: f.width(), height: f.height(), stride: f.bytes_per_line() };
+        let fmt = Negotiated {
+            pf: f.pixel_format(),
+            width: f.width(),
+            height: f.height(),
+            stride: f.bytes_per_line(),
+        };
         let stream = capture.into_stream().map_err(explain)?;
         Ok((stream, fmt))
     }
@@ -78,7 +93,12 @@ pub fn yuyv_to_rgb(data: &[u8], w: u32, h: u32, stride: u32) -> Option<RgbImage>
         let row = data.get((y * stride) as usize..(y * stride + w * 2) as usize)?;
         for x in (0..w).step_by(2) {
             let i = (x * 2) as usize;
-            let (y0, u, y1, v) = (row[i] as f32, row[i + 1] as f32 - 128.0, row[i + 2] as f32, row[i + 3] as f32 - 128.0);
+            let (y0, u, y1, v) = (
+                row[i] as f32,
+                row[i + 1] as f32 - 128.0,
+                row[i + 2] as f32,
+                row[i + 3] as f32 - 128.0,
+            );
             for (dx, yy) in [(0, y0), (1, y1)] {
                 if x + dx >= w {
                     break;
@@ -116,11 +136,16 @@ impl FrameSource for V4l2Source {
                 .ok_or_else(|| anyhow!("{}: short YUYV frame ({} bytes)", self.dev, bytes.len()))?;
             (DynamicImage::ImageRgb8(img), None)
         } else {
-            let img = crate::preprocess::decode(&bytes).map_err(|e| anyhow!("{}: bad MJPEG frame: {e}", self.dev))?;
+            let img = crate::preprocess::decode(&bytes)
+                .map_err(|e| anyhow!("{}: bad MJPEG frame: {e}", self.dev))?;
             (img, Some(bytes))
         };
         self.count += 1;
-        Ok(Some(Frame { image, name: format!("{}#{}", self.dev, self.count), encoded }))
+        Ok(Some(Frame {
+            image,
+            name: format!("{}#{}", self.dev, self.count),
+            encoded,
+        }))
     }
 }
 
@@ -130,7 +155,10 @@ mod tests {
     fn yuyv_gray_and_missing_device() {
         // Y=128, U=V=128 is mid gray
         let img = super::yuyv_to_rgb(&[128u8; 4 * 2 * 2], 4, 2, 8).unwrap();
-        assert!(img.pixels().all(|p| p.0.iter().all(|&c| (125..=135).contains(&c))));
+        assert!(
+            img.pixels()
+                .all(|p| p.0.iter().all(|&c| (125..=135).contains(&c)))
+        );
         let mut s = super::V4l2Source::new("/dev/video-does-not-exist", None, None);
         let e = super::FrameSource::grab(&mut s).err().unwrap().to_string();
         assert!(e.contains("no such camera"), "{e}");

@@ -45,15 +45,27 @@ impl Workspace {
         Workspace {
             cap,
             dims: dims.to_vec(),
-            acts: dims[..n_layers].iter().map(|&d| vec![0.0; cap * d]).collect(),
-            masks: if dropout { dims[..n_layers].iter().map(|&d| vec![0.0; cap * d]).collect() } else { Vec::new() },
+            acts: dims[..n_layers]
+                .iter()
+                .map(|&d| vec![0.0; cap * d])
+                .collect(),
+            masks: if dropout {
+                dims[..n_layers]
+                    .iter()
+                    .map(|&d| vec![0.0; cap * d])
+                    .collect()
+            } else {
+                Vec::new()
+            },
             logits: vec![0.0; cap * c],
             delta: vec![0.0; cap * widest],
             delta2: vec![0.0; cap * widest],
             losses: vec![0.0; cap],
             targets: vec![0; cap],
             weights: vec![1.0; cap],
-            grads: (0..n_layers).map(|l| (vec![0.0; dims[l] * dims[l + 1]], vec![0.0; dims[l + 1]])).collect(),
+            grads: (0..n_layers)
+                .map(|l| (vec![0.0; dims[l] * dims[l + 1]], vec![0.0; dims[l + 1]]))
+                .collect(),
         }
     }
 
@@ -64,7 +76,13 @@ impl Workspace {
     /// Forward pass over the first `rows` rows of `acts[0]`, leaving the
     /// logits in `self.logits[..rows * C]`. With `dropout = Some((p, rng))`
     /// inverted dropout with rate `p` is applied to every layer input.
-    pub fn forward(&mut self, k: &Kernels, head: &Head, rows: usize, mut dropout: Option<(f32, &mut ChaCha8Rng)>) {
+    pub fn forward(
+        &mut self,
+        k: &Kernels,
+        head: &Head,
+        rows: usize,
+        mut dropout: Option<(f32, &mut ChaCha8Rng)>,
+    ) {
         debug_assert!(rows <= self.cap);
         let n_layers = head.layers.len();
         for (l, layer) in head.layers.iter().enumerate() {
@@ -76,8 +94,15 @@ impl Workspace {
             }
             let (lo, hi) = self.acts.split_at_mut(l + 1);
             let input = &lo[l][..rows * din];
-            let out = if l + 1 < n_layers { &mut hi[0][..rows * dout] } else { &mut self.logits[..rows * dout] };
-            let w = layer.w.as_slice().expect("weights must be in standard layout");
+            let out = if l + 1 < n_layers {
+                &mut hi[0][..rows * dout]
+            } else {
+                &mut self.logits[..rows * dout]
+            };
+            let w = layer
+                .w
+                .as_slice()
+                .expect("weights must be in standard layout");
             let b = layer.b.as_slice().expect("bias must be contiguous");
             k.gemm_nn(rows, dout, din, input, w, 0.0, out);
             k.add_row(out, b);
@@ -90,11 +115,24 @@ impl Workspace {
     /// Loss and logits gradient for the first `rows` rows (targets and
     /// weights in `self.targets` / `self.weights`); returns
     /// `(Σ w_i·loss_i, Σ w_i)`. The gradient is that of the weighted mean.
-    pub fn loss(&mut self, k: &Kernels, rows: usize, label_smoothing: f32, weighted: bool) -> (f64, f64) {
+    pub fn loss(
+        &mut self,
+        k: &Kernels,
+        rows: usize,
+        label_smoothing: f32,
+        weighted: bool,
+    ) -> (f64, f64) {
         let c = self.n_classes();
         let weights = &self.weights[..rows];
-        let wsum: f64 = if weighted { weights.iter().map(|&w| w as f64).sum() } else { rows as f64 };
-        let opts = XentOpts { label_smoothing, scale: if wsum > 0.0 { wsum as f32 } else { 1.0 } };
+        let wsum: f64 = if weighted {
+            weights.iter().map(|&w| w as f64).sum()
+        } else {
+            rows as f64
+        };
+        let opts = XentOpts {
+            label_smoothing,
+            scale: if wsum > 0.0 { wsum as f32 } else { 1.0 },
+        };
         k.softmax_xent(
             &self.logits[..rows * c],
             c,
@@ -143,7 +181,10 @@ impl Workspace {
 
     /// Squared global norm of the gradients.
     pub fn grad_sq_norm(&self, k: &Kernels) -> f64 {
-        self.grads.iter().map(|(dw, db)| k.sum_sq(dw) as f64 + k.sum_sq(db) as f64).sum()
+        self.grads
+            .iter()
+            .map(|(dw, db)| k.sum_sq(dw) as f64 + k.sum_sq(db) as f64)
+            .sum()
     }
 }
 
@@ -153,7 +194,11 @@ fn fill_dropout_mask(mask: &mut [f32], p: f32, rng: &mut ChaCha8Rng) {
     // Drop when a uniform u32 falls below p·2³².
     let threshold = (p as f64 * 4294967296.0) as u64;
     for m in mask {
-        *m = if (rng.next_u32() as u64) < threshold { 0.0 } else { keep };
+        *m = if (rng.next_u32() as u64) < threshold {
+            0.0
+        } else {
+            keep
+        };
     }
 }
 
@@ -180,7 +225,12 @@ pub fn loss_and_grads(
     let k = crate::kernels::kernels();
     head.check().expect("inconsistent head");
     let rows = x.nrows();
-    assert_eq!(rows, y.len(), "x has {rows} rows but y has {} labels", y.len());
+    assert_eq!(
+        rows,
+        y.len(),
+        "x has {rows} rows but y has {} labels",
+        y.len()
+    );
     if let Some(w) = sample_weights {
         assert_eq!(w.len(), rows, "sample_weights length");
     }
@@ -205,7 +255,10 @@ pub fn loss_and_grads(
         .into_iter()
         .enumerate()
         .map(|(l, (dw, db))| {
-            (Array2::from_shape_vec((dims[l], dims[l + 1]), dw).expect("shape"), Array1::from_vec(db))
+            (
+                Array2::from_shape_vec((dims[l], dims[l + 1]), dw).expect("shape"),
+                Array1::from_vec(db),
+            )
         })
         .collect();
     ((lsum / wsum.max(f64::MIN_POSITIVE)) as f32, grads)

@@ -70,6 +70,6 @@ pub use backprop::{LayerGrads, loss_and_grads};
 pub use model::{Dense, Head, HeadConfig, Standardizer};
 pub use optim::{LrSchedule, OptimizerKind};
 pub use train::{
-    ClassWeights, EpochMetrics, Monitor, TrainConfig, TrainError, TrainOutcome, class_weights, evaluate,
-    stratified_split, train,
+    ClassWeights, EpochMetrics, Monitor, TrainConfig, TrainError, TrainOutcome, class_weights,
+    evaluate, stratified_split, train,
 };

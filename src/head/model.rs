@@ -23,19 +23,28 @@ impl Default for HeadConfig {
     /// Linear softmax head with dropout 0.2 on the features (the classic
     /// Keras transfer-learning head).
     fn default() -> Self {
-        HeadConfig { hidden: Vec::new(), dropout: 0.2 }
+        HeadConfig {
+            hidden: Vec::new(),
+            dropout: 0.2,
+        }
     }
 }
 
 impl HeadConfig {
     /// Linear softmax head without dropout.
     pub fn linear() -> Self {
-        HeadConfig { hidden: Vec::new(), dropout: 0.0 }
+        HeadConfig {
+            hidden: Vec::new(),
+            dropout: 0.0,
+        }
     }
 
     /// MLP head with the given hidden widths and dropout rate.
     pub fn mlp(hidden: &[usize], dropout: f32) -> Self {
-        HeadConfig { hidden: hidden.to_vec(), dropout }
+        HeadConfig {
+            hidden: hidden.to_vec(),
+            dropout,
+        }
     }
 }
 
@@ -134,7 +143,10 @@ impl Head {
     pub fn new(input_dim: usize, n_classes: usize, config: &HeadConfig, seed: u64) -> Head {
         assert!(input_dim > 0, "input_dim must be positive");
         assert!(n_classes > 0, "n_classes must be positive");
-        assert!(config.hidden.iter().all(|&h| h > 0), "hidden widths must be positive");
+        assert!(
+            config.hidden.iter().all(|&h| h > 0),
+            "hidden widths must be positive"
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut dims = vec![input_dim];
         dims.extend_from_slice(&config.hidden);
@@ -144,17 +156,27 @@ impl Head {
             .map(|l| {
                 let (fan_in, fan_out) = (dims[l], dims[l + 1]);
                 let w = if l + 1 < n_layers {
-                    let normal = Normal::new(0.0f32, (2.0 / fan_in as f32).sqrt()).expect("valid std");
+                    let normal =
+                        Normal::new(0.0f32, (2.0 / fan_in as f32).sqrt()).expect("valid std");
                     Array2::from_shape_simple_fn((fan_in, fan_out), || normal.sample(&mut rng))
                 } else {
                     let a = (6.0 / (fan_in + fan_out) as f32).sqrt();
                     let uni = Uniform::new_inclusive(-a, a);
                     Array2::from_shape_simple_fn((fan_in, fan_out), || uni.sample(&mut rng))
                 };
-                Dense { w, b: Array1::zeros(fan_out) }
+                Dense {
+                    w,
+                    b: Array1::zeros(fan_out),
+                }
             })
             .collect();
-        Head { input_dim, n_classes, config: config.clone(), layers, standardizer: None }
+        Head {
+            input_dim,
+            n_classes,
+            config: config.clone(),
+            layers,
+            standardizer: None,
+        }
     }
 
     /// Layer widths `[input_dim, hidden..., n_classes]`.
@@ -187,7 +209,10 @@ impl Head {
             d = l.out_dim();
         }
         if d != self.n_classes {
-            return Err(format!("last layer has {d} outputs but the head has {} classes", self.n_classes));
+            return Err(format!(
+                "last layer has {d} outputs but the head has {} classes",
+                self.n_classes
+            ));
         }
         if let Some(s) = &self.standardizer
             && (s.mean.len() != self.input_dim || s.std.len() != self.input_dim)
@@ -208,7 +233,11 @@ impl Head {
             x.ncols()
         );
         let mut out = vec![0.0f32; x.len()];
-        for (src, dst) in x.rows().into_iter().zip(out.chunks_exact_mut(self.input_dim.max(1))) {
+        for (src, dst) in x
+            .rows()
+            .into_iter()
+            .zip(out.chunks_exact_mut(self.input_dim.max(1)))
+        {
             match &self.standardizer {
                 Some(s) => s.apply_row(src.iter().copied(), dst),
                 None => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v),
@@ -243,7 +272,10 @@ impl Head {
 
     /// Most probable class per row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Vec<usize> {
-        self.logits(x).axis_iter(Axis(0)).map(|r| argmax(r.as_slice().expect("contiguous"))).collect()
+        self.logits(x)
+            .axis_iter(Axis(0))
+            .map(|r| argmax(r.as_slice().expect("contiguous")))
+            .collect()
     }
 }
 
@@ -252,7 +284,15 @@ fn forward_layer(k: &Kernels, layer: &Dense, input: &[f32], rows: usize, relu: b
     let w = layer.w.as_standard_layout();
     let b = layer.b.as_standard_layout();
     let mut out = vec![0.0f32; rows * dout];
-    k.gemm_nn(rows, dout, din, input, w.as_slice().expect("standard layout"), 0.0, &mut out);
+    k.gemm_nn(
+        rows,
+        dout,
+        din,
+        input,
+        w.as_slice().expect("standard layout"),
+        0.0,
+        &mut out,
+    );
     k.add_row(&mut out, b.as_slice().expect("standard layout"));
     if relu {
         k.relu(&mut out);

@@ -17,11 +17,18 @@ pub enum OptimizerKind {
 impl OptimizerKind {
     /// Adam with the usual defaults (0.9, 0.999, 1e-8).
     pub fn adam() -> Self {
-        OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
     /// SGD with momentum 0.9.
     pub fn sgd_momentum() -> Self {
-        OptimizerKind::Sgd { momentum: 0.9, nesterov: false }
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        }
     }
 }
 
@@ -77,12 +84,22 @@ pub(crate) struct OptState {
 
 impl OptState {
     pub fn new(kind: OptimizerKind, head: &Head) -> OptState {
-        let zeros = || head.layers.iter().map(|l| (vec![0.0; l.w.len()], vec![0.0; l.b.len()])).collect();
+        let zeros = || {
+            head.layers
+                .iter()
+                .map(|l| (vec![0.0; l.w.len()], vec![0.0; l.b.len()]))
+                .collect()
+        };
         let v = match kind {
             OptimizerKind::Adam { .. } => zeros(),
             OptimizerKind::Sgd { .. } => Vec::new(),
         };
-        OptState { kind, m: zeros(), v, t: 0 }
+        OptState {
+            kind,
+            m: zeros(),
+            v,
+            t: 0,
+        }
     }
 
     /// Apply one update with learning rate `lr`, multiplying raw gradients by
@@ -97,7 +114,11 @@ impl OptState {
         decay: Decay,
     ) {
         self.t += 1;
-        let (l2, dwd) = if decay.decoupled { (0.0, decay.coef) } else { (decay.coef, 0.0) };
+        let (l2, dwd) = if decay.decoupled {
+            (0.0, decay.coef)
+        } else {
+            (decay.coef, 0.0)
+        };
         for (l, layer) in head.layers.iter_mut().enumerate() {
             let w = layer.w.as_slice_mut().expect("standard layout");
             let b = layer.b.as_slice_mut().expect("contiguous");

@@ -133,11 +133,24 @@ pub enum TrainError {
     #[error("need at least 2 classes, got {0}")]
     TooFewClasses(usize),
     #[error("{set}: label {label} at index {index} is out of range for {n_classes} classes")]
-    LabelOutOfRange { set: &'static str, index: usize, label: usize, n_classes: usize },
+    LabelOutOfRange {
+        set: &'static str,
+        index: usize,
+        label: usize,
+        n_classes: usize,
+    },
     #[error("{set}: {rows} feature rows but {labels} labels")]
-    LengthMismatch { set: &'static str, rows: usize, labels: usize },
+    LengthMismatch {
+        set: &'static str,
+        rows: usize,
+        labels: usize,
+    },
     #[error("{set}: features have {got} columns, expected {expected}")]
-    DimensionMismatch { set: &'static str, expected: usize, got: usize },
+    DimensionMismatch {
+        set: &'static str,
+        expected: usize,
+        got: usize,
+    },
     #[error("{set}: feature row {row} contains NaN or infinity")]
     NonFiniteInput { set: &'static str, row: usize },
     #[error("invalid training configuration: {0}")]
@@ -145,7 +158,12 @@ pub enum TrainError {
     /// The loss became NaN/infinite (or exploded). `best` holds the best
     /// head seen before that, if any epoch completed.
     #[error("loss {} at epoch {epoch} (lr {lr} is too high?)", describe_loss(*.loss))]
-    Diverged { epoch: usize, lr: f32, loss: f32, best: Option<Box<Head>> },
+    Diverged {
+        epoch: usize,
+        lr: f32,
+        loss: f32,
+        best: Option<Box<Head>>,
+    },
 }
 
 fn describe_loss(loss: f32) -> String {
@@ -177,7 +195,13 @@ pub fn class_weights(labels: &[usize], n_classes: usize, mode: ClassWeights) -> 
             let n = labels.len() as f64;
             counts
                 .iter()
-                .map(|&c| if c == 0 { 0.0 } else { (n / (n_classes as f64 * c as f64)) as f32 })
+                .map(|&c| {
+                    if c == 0 {
+                        0.0
+                    } else {
+                        (n / (n_classes as f64 * c as f64)) as f32
+                    }
+                })
                 .collect()
         }
     }
@@ -191,11 +215,23 @@ pub fn class_weights(labels: &[usize], n_classes: usize, mode: ClassWeights) -> 
 ///
 /// # Panics
 /// If a label is `>= n_classes`.
-pub fn stratified_split(labels: &[usize], n_classes: usize, val_fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let frac = if val_fraction.is_finite() { val_fraction.clamp(0.0, 1.0) } else { 0.0 };
+pub fn stratified_split(
+    labels: &[usize],
+    n_classes: usize,
+    val_fraction: f32,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let frac = if val_fraction.is_finite() {
+        val_fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let mut by_class = vec![Vec::new(); n_classes];
     for (i, &y) in labels.iter().enumerate() {
-        assert!(y < n_classes, "label {y} at index {i} is out of range for {n_classes} classes");
+        assert!(
+            y < n_classes,
+            "label {y} at index {i} is out of range for {n_classes} classes"
+        );
         by_class[y].push(i);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -203,7 +239,11 @@ pub fn stratified_split(labels: &[usize], n_classes: usize, val_fraction: f32, s
     for mut idx in by_class {
         idx.shuffle(&mut rng);
         let n = idx.len();
-        let n_val = if n < 2 { 0 } else { ((n as f64 * frac as f64).round() as usize).min(n - 1) };
+        let n_val = if n < 2 {
+            0
+        } else {
+            ((n as f64 * frac as f64).round() as usize).min(n - 1)
+        };
         val.extend_from_slice(&idx[..n_val]);
         train.extend_from_slice(&idx[n_val..]);
     }
@@ -212,17 +252,40 @@ pub fn stratified_split(labels: &[usize], n_classes: usize, val_fraction: f32, s
     (train, val)
 }
 
-fn validate_set(set: &'static str, x: &ArrayView2<f32>, y: &[usize], dim: usize, n_classes: usize) -> Result<(), TrainError> {
+fn validate_set(
+    set: &'static str,
+    x: &ArrayView2<f32>,
+    y: &[usize],
+    dim: usize,
+    n_classes: usize,
+) -> Result<(), TrainError> {
     if x.nrows() != y.len() {
-        return Err(TrainError::LengthMismatch { set, rows: x.nrows(), labels: y.len() });
+        return Err(TrainError::LengthMismatch {
+            set,
+            rows: x.nrows(),
+            labels: y.len(),
+        });
     }
     if x.ncols() != dim {
-        return Err(TrainError::DimensionMismatch { set, expected: dim, got: x.ncols() });
+        return Err(TrainError::DimensionMismatch {
+            set,
+            expected: dim,
+            got: x.ncols(),
+        });
     }
     if let Some((index, &label)) = y.iter().enumerate().find(|(_, l)| **l >= n_classes) {
-        return Err(TrainError::LabelOutOfRange { set, index, label, n_classes });
+        return Err(TrainError::LabelOutOfRange {
+            set,
+            index,
+            label,
+            n_classes,
+        });
     }
-    if let Some(row) = x.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite())) {
+    if let Some(row) = x
+        .rows()
+        .into_iter()
+        .position(|r| r.iter().any(|v| !v.is_finite()))
+    {
         return Err(TrainError::NonFiniteInput { set, row });
     }
     Ok(())
@@ -240,13 +303,22 @@ fn validate_config(head_cfg: &HeadConfig, cfg: &TrainConfig) -> Result<(), Train
         return bad(format!("lr must be a positive number, got {}", cfg.lr));
     }
     if !(cfg.weight_decay.is_finite() && cfg.weight_decay >= 0.0) {
-        return bad(format!("weight_decay must be >= 0, got {}", cfg.weight_decay));
+        return bad(format!(
+            "weight_decay must be >= 0, got {}",
+            cfg.weight_decay
+        ));
     }
     if !(0.0..1.0).contains(&cfg.label_smoothing) {
-        return bad(format!("label_smoothing must be in [0, 1), got {}", cfg.label_smoothing));
+        return bad(format!(
+            "label_smoothing must be in [0, 1), got {}",
+            cfg.label_smoothing
+        ));
     }
     if !(0.0..1.0).contains(&head_cfg.dropout) {
-        return bad(format!("dropout must be in [0, 1), got {}", head_cfg.dropout));
+        return bad(format!(
+            "dropout must be in [0, 1), got {}",
+            head_cfg.dropout
+        ));
     }
     if head_cfg.hidden.contains(&0) {
         return bad("hidden layer widths must be positive".into());
@@ -291,7 +363,13 @@ fn prepare(x: &ArrayView2<f32>, std: Option<&Standardizer>) -> Vec<f32> {
 
 /// Plain mean cross-entropy and accuracy of `head` on a prepared
 /// (standardised, contiguous) set, in chunks of the workspace capacity.
-fn eval_prepared(k: &Kernels, head: &Head, ws: &mut Workspace, x: &[f32], y: &[usize]) -> (f64, f64) {
+fn eval_prepared(
+    k: &Kernels,
+    head: &Head,
+    ws: &mut Workspace,
+    x: &[f32],
+    y: &[usize],
+) -> (f64, f64) {
     let d = head.input_dim;
     let (mut lsum, mut correct) = (0.0f64, 0usize);
     let mut start = 0;
@@ -325,7 +403,9 @@ pub fn evaluate(head: &Head, x: ArrayView2<f32>, y: &[usize]) -> Result<(f32, f3
 
 /// Is `(acc, loss)` better than the best so far under `monitor`?
 fn better(monitor: Monitor, cand: (f64, f64), best: Option<(f64, f64)>) -> bool {
-    let Some((best_loss, best_acc)) = best else { return true };
+    let Some((best_loss, best_acc)) = best else {
+        return true;
+    };
     let (loss, acc) = cand;
     match monitor {
         Monitor::ValLoss => loss < best_loss,
@@ -397,7 +477,10 @@ pub fn train(
     let dropout = head_cfg.dropout > 0.0;
     let mut ws = Workspace::new(&dims, bs, dropout);
     let mut opt = OptState::new(cfg.optimizer, &head);
-    let decay = Decay { coef: cfg.weight_decay, decoupled: cfg.decoupled_weight_decay };
+    let decay = Decay {
+        coef: cfg.weight_decay,
+        decoupled: cfg.decoupled_weight_decay,
+    };
 
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     shuffle_rng.set_stream(1);
@@ -413,14 +496,20 @@ pub fn train(
     let mut stopped_early = false;
     let mut explode_at: Option<f64> = None;
 
-    let diverged = |epoch: usize, lr: f32, loss: f64, best_layers: &[Dense], head: &Head, have_best: bool| {
-        let best = have_best.then(|| {
-            let mut h = head.clone();
-            copy_layers(&mut h.layers, best_layers);
-            Box::new(h)
-        });
-        TrainError::Diverged { epoch, lr, loss: loss as f32, best }
-    };
+    let diverged =
+        |epoch: usize, lr: f32, loss: f64, best_layers: &[Dense], head: &Head, have_best: bool| {
+            let best = have_best.then(|| {
+                let mut h = head.clone();
+                copy_layers(&mut h.layers, best_layers);
+                Box::new(h)
+            });
+            TrainError::Diverged {
+                epoch,
+                lr,
+                loss: loss as f32,
+                best,
+            }
+        };
 
     for epoch in 0..cfg.epochs {
         let t0 = Instant::now();
@@ -440,7 +529,14 @@ pub fn train(
             let batch_loss = bl / bw.max(f64::MIN_POSITIVE);
             let limit = *explode_at.get_or_insert(EXPLODED_LOSS.max(100.0 * batch_loss));
             if !batch_loss.is_finite() || batch_loss > limit {
-                return Err(diverged(epoch + 1, lr, batch_loss, &best_layers, &head, best.is_some()));
+                return Err(diverged(
+                    epoch + 1,
+                    lr,
+                    batch_loss,
+                    &best_layers,
+                    &head,
+                    best.is_some(),
+                ));
             }
             lsum += bl;
             wsum += bw;
@@ -449,15 +545,29 @@ pub fn train(
             let grad_scale = match cfg.clip_grad_norm {
                 Some(max) => {
                     let norm = ws.grad_sq_norm(k).sqrt();
-                    if norm > max as f64 { (max as f64 / (norm + 1e-6)) as f32 } else { 1.0 }
+                    if norm > max as f64 {
+                        (max as f64 / (norm + 1e-6)) as f32
+                    } else {
+                        1.0
+                    }
                 }
                 None => 1.0,
             };
             opt.step(k, &mut head, &ws.grads, lr, grad_scale, decay);
         }
-        let params_finite = head.layers.iter().all(|l| k.sum_sq(l.w.as_slice().expect("layout")).is_finite() && k.sum_sq(l.b.as_slice().expect("layout")).is_finite());
+        let params_finite = head.layers.iter().all(|l| {
+            k.sum_sq(l.w.as_slice().expect("layout")).is_finite()
+                && k.sum_sq(l.b.as_slice().expect("layout")).is_finite()
+        });
         if !params_finite {
-            return Err(diverged(epoch + 1, lr, f64::NAN, &best_layers, &head, best.is_some()));
+            return Err(diverged(
+                epoch + 1,
+                lr,
+                f64::NAN,
+                &best_layers,
+                &head,
+                best.is_some(),
+            ));
         }
         let train_loss = lsum / wsum.max(f64::MIN_POSITIVE);
         let train_acc = correct as f64 / n as f64;
@@ -465,7 +575,14 @@ pub fn train(
             Some((vx, vy)) => {
                 let (l, a) = eval_prepared(k, &head, &mut ws, vx, vy);
                 if !l.is_finite() {
-                    return Err(diverged(epoch + 1, lr, l, &best_layers, &head, best.is_some()));
+                    return Err(diverged(
+                        epoch + 1,
+                        lr,
+                        l,
+                        &best_layers,
+                        &head,
+                        best.is_some(),
+                    ));
                 }
                 (Some(l), Some(a))
             }
@@ -503,5 +620,10 @@ pub fn train(
         }
     }
     copy_layers(&mut head.layers, &best_layers);
-    Ok(TrainOutcome { head, history, best_epoch, stopped_early })
+    Ok(TrainOutcome {
+        head,
+        history,
+        best_epoch,
+        stopped_early,
+    })
 }

@@ -43,13 +43,29 @@ unsafe impl MicroKernel for NeonKernel {
     const NC: usize = 512;
 
     #[inline(always)]
-    unsafe fn tile(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+    unsafe fn tile(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         unsafe { tile_8x8(k, alpha, a, b, beta, c, ldc) }
     }
 }
 
 #[inline(never)]
-unsafe fn tile_8x8(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+unsafe fn tile_8x8(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     unsafe {
         let z = vdupq_n_f32(0.0);
         let mut acc = [[z; 2]; 8];
@@ -270,7 +286,15 @@ fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep) {
         }
     }
     for j in nv..n {
-        scalar::adam_one(&mut p[j], g[j], &mut m[j], &mut v[j], s, (b1, b2, c1, c2), (step_size, inv_sqrt_bc2, decay));
+        scalar::adam_one(
+            &mut p[j],
+            g[j],
+            &mut m[j],
+            &mut v[j],
+            s,
+            (b1, b2, c1, c2),
+            (step_size, inv_sqrt_bc2, decay),
+        );
     }
 }
 
@@ -293,7 +317,11 @@ fn sgd(p: &mut [f32], g: &[f32], vel: &mut [f32], s: &SgdStep) {
             let vv = vld1q_f32(vel.as_ptr().add(i));
             let gg = vaddq_f32(vmulq_f32(vgs, gg), vmulq_f32(vl2, pp));
             let vv = vaddq_f32(vmulq_f32(vmu, vv), gg);
-            let u = if s.nesterov { vaddq_f32(gg, vmulq_f32(vmu, vv)) } else { vv };
+            let u = if s.nesterov {
+                vaddq_f32(gg, vmulq_f32(vmu, vv))
+            } else {
+                vv
+            };
             let pp = vsubq_f32(vmulq_f32(pp, vdecay), vmulq_f32(vlr, u));
             vst1q_f32(vel.as_mut_ptr().add(i), vv);
             vst1q_f32(p.as_mut_ptr().add(i), pp);

@@ -67,7 +67,13 @@ pub enum Isa {
 
 impl Isa {
     /// Every variant, in order of increasing specialisation.
-    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Portable, Isa::Avx2Fma, Isa::Avx512, Isa::Neon];
+    pub const ALL: [Isa; 5] = [
+        Isa::Scalar,
+        Isa::Portable,
+        Isa::Avx2Fma,
+        Isa::Avx512,
+        Isa::Neon,
+    ];
 
     /// Short lower-case name (`scalar`, `portable`, `avx2`, `neon`), as
     /// accepted by `EDGETUNE_KERNELS`.
@@ -168,12 +174,24 @@ impl<'a> Mat<'a> {
                 data.len()
             );
         }
-        Mat { data, rows, cols, rs, cs }
+        Mat {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
     }
 
     /// Transposed view (free: swaps dimensions and strides).
     pub fn t(self) -> Self {
-        Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -233,7 +251,12 @@ impl<'a> MatMut<'a> {
                 data.len()
             );
         }
-        MatMut { data, rows, cols, ld }
+        MatMut {
+            data,
+            rows,
+            cols,
+            ld,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -319,7 +342,14 @@ pub struct SgdStep {
 
 impl SgdStep {
     pub fn new(lr: f32, momentum: f32, nesterov: bool) -> Self {
-        SgdStep { lr, momentum, nesterov, l2: 0.0, decoupled_wd: 0.0, grad_scale: 1.0 }
+        SgdStep {
+            lr,
+            momentum,
+            nesterov,
+            l2: 0.0,
+            decoupled_wd: 0.0,
+            grad_scale: 1.0,
+        }
     }
 }
 
@@ -335,7 +365,10 @@ pub struct XentOpts {
 
 impl Default for XentOpts {
     fn default() -> Self {
-        XentOpts { label_smoothing: 0.0, scale: 1.0 }
+        XentOpts {
+            label_smoothing: 0.0,
+            scale: 1.0,
+        }
     }
 }
 
@@ -366,7 +399,9 @@ pub struct Kernels {
 
 impl fmt::Debug for Kernels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kernels").field("isa", &self.isa).finish_non_exhaustive()
+        f.debug_struct("Kernels")
+            .field("isa", &self.isa)
+            .finish_non_exhaustive()
     }
 }
 
@@ -474,22 +509,67 @@ impl Kernels {
     /// `C[m×n] = A[m×k]·B[k×n] + beta·C`, all contiguous row-major
     /// (forward pass `Z = X·W`).
     #[allow(clippy::too_many_arguments)]
-    pub fn gemm_nn(&self, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-        self.gemm(1.0, Mat::new(a, m, k), Mat::new(b, k, n), beta, MatMut::new(c, m, n))
+    pub fn gemm_nn(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        self.gemm(
+            1.0,
+            Mat::new(a, m, k),
+            Mat::new(b, k, n),
+            beta,
+            MatMut::new(c, m, n),
+        )
     }
 
     /// `C[m×n] = A[m×k]·B[n×k]ᵀ + beta·C`, all contiguous row-major
     /// (backward pass `dX = dY·Wᵀ`).
     #[allow(clippy::too_many_arguments)]
-    pub fn gemm_nt(&self, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-        self.gemm(1.0, Mat::new(a, m, k), Mat::new(b, n, k).t(), beta, MatMut::new(c, m, n))
+    pub fn gemm_nt(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        self.gemm(
+            1.0,
+            Mat::new(a, m, k),
+            Mat::new(b, n, k).t(),
+            beta,
+            MatMut::new(c, m, n),
+        )
     }
 
     /// `C[m×n] = A[k×m]ᵀ·B[k×n] + beta·C`, all contiguous row-major
     /// (backward pass `dW = Xᵀ·dY`).
     #[allow(clippy::too_many_arguments)]
-    pub fn gemm_tn(&self, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-        self.gemm(1.0, Mat::new(a, k, m).t(), Mat::new(b, k, n), beta, MatMut::new(c, m, n))
+    pub fn gemm_tn(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        self.gemm(
+            1.0,
+            Mat::new(a, k, m).t(),
+            Mat::new(b, k, n),
+            beta,
+            MatMut::new(c, m, n),
+        )
     }
 
     /// Broadcast-add a row: `c[i, j] += bias[j]` for a row-major matrix with
@@ -543,7 +623,10 @@ impl Kernels {
     #[inline]
     pub fn adam(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: &AdamStep) {
         let n = p.len();
-        assert!(g.len() == n && m.len() == n && v.len() == n, "adam: length mismatch");
+        assert!(
+            g.len() == n && m.len() == n && v.len() == n,
+            "adam: length mismatch"
+        );
         (self.adam)(p, g, m, v, step)
     }
 

@@ -45,7 +45,15 @@ pub(crate) unsafe trait MicroKernel {
     /// `MR` rows of `NR` values at stride `ldc`; the CPU must support the
     /// kernel's instructions.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize);
+    unsafe fn tile(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    );
 
     /// Skinny path for `n <= SKINNY_N` (see [`skinny`]); implementations
     /// override it only to compile the same code with their target features.
@@ -53,7 +61,15 @@ pub(crate) unsafe trait MicroKernel {
     /// # Safety
     /// As for [`MicroKernel::tile`]: the CPU must support the features.
     #[inline(always)]
-    unsafe fn skinny(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: &mut [f32], ldc: usize, buf: &mut [f32]) {
+    unsafe fn skinny(
+        alpha: f32,
+        a: &Mat<'_>,
+        b: &Mat<'_>,
+        beta: f32,
+        c: &mut [f32],
+        ldc: usize,
+        buf: &mut [f32],
+    ) {
         skinny(alpha, a, b, beta, c, ldc, buf)
     }
 }
@@ -68,7 +84,13 @@ thread_local! {
 }
 
 /// Blocked GEMM driver, generic over the micro-kernel.
-pub(crate) fn gemm_blocked<K: MicroKernel>(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, c: MatMut<'_>) {
+pub(crate) fn gemm_blocked<K: MicroKernel>(
+    alpha: f32,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) {
     check_gemm_dims(&a, &b, &c);
     debug_assert!(K::MR * K::NR <= MAX_TILE && K::MC % K::MR == 0 && K::NC % K::NR == 0);
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
@@ -144,31 +166,36 @@ unsafe fn gemm_loops<K: MicroKernel>(
     // SAFETY: all offsets below stay inside `c` (checked by the caller),
     // `apack` and `bpack` (sized for one block by the caller).
     unsafe {
-    for jc in (0..n).step_by(K::NC) {
-        let nc = K::NC.min(n - jc);
-        for pc in (0..k).step_by(K::KC) {
-            let kc = K::KC.min(k - pc);
-            pack_b::<K>(b, pc, kc, jc, nc, bpack);
-            let beta_eff = if pc == 0 { beta } else { 1.0 };
-            for ic in (0..m).step_by(K::MC) {
-                let mc = K::MC.min(m - ic);
-                pack_a::<K>(a, ic, mc, pc, kc, apack);
-                for jr in (0..nc).step_by(K::NR) {
-                    let nr = K::NR.min(nc - jr);
-                    let bp = bpack.as_ptr().add(jr * kc);
-                    for ir in (0..mc).step_by(K::MR) {
-                        let mr = K::MR.min(mc - ir);
-                        let ap = apack.as_ptr().add(ir * kc);
-                        let ctile = cptr.add((ic + ir) * ldc + jc + jr);
-                        if mr == K::MR && nr == K::NR {
-                            K::tile(kc, alpha, ap, bp, beta_eff, ctile, ldc);
-                        } else {
-                            K::tile(kc, alpha, ap, bp, 0.0, tmp.as_mut_ptr(), K::NR);
-                            for i in 0..mr {
-                                for j in 0..nr {
-                                    let dst = &mut *ctile.add(i * ldc + j);
-                                    let v = tmp[i * K::NR + j];
-                                    *dst = if beta_eff == 0.0 { v } else { v + beta_eff * *dst };
+        for jc in (0..n).step_by(K::NC) {
+            let nc = K::NC.min(n - jc);
+            for pc in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - pc);
+                pack_b::<K>(b, pc, kc, jc, nc, bpack);
+                let beta_eff = if pc == 0 { beta } else { 1.0 };
+                for ic in (0..m).step_by(K::MC) {
+                    let mc = K::MC.min(m - ic);
+                    pack_a::<K>(a, ic, mc, pc, kc, apack);
+                    for jr in (0..nc).step_by(K::NR) {
+                        let nr = K::NR.min(nc - jr);
+                        let bp = bpack.as_ptr().add(jr * kc);
+                        for ir in (0..mc).step_by(K::MR) {
+                            let mr = K::MR.min(mc - ir);
+                            let ap = apack.as_ptr().add(ir * kc);
+                            let ctile = cptr.add((ic + ir) * ldc + jc + jr);
+                            if mr == K::MR && nr == K::NR {
+                                K::tile(kc, alpha, ap, bp, beta_eff, ctile, ldc);
+                            } else {
+                                K::tile(kc, alpha, ap, bp, 0.0, tmp.as_mut_ptr(), K::NR);
+                                for i in 0..mr {
+                                    for j in 0..nr {
+                                        let dst = &mut *ctile.add(i * ldc + j);
+                                        let v = tmp[i * K::NR + j];
+                                        *dst = if beta_eff == 0.0 {
+                                            v
+                                        } else {
+                                            v + beta_eff * *dst
+                                        };
+                                    }
                                 }
                             }
                         }
@@ -177,12 +204,18 @@ unsafe fn gemm_loops<K: MicroKernel>(
             }
         }
     }
-    }
 }
 
 /// Pack `A[ic..ic+mc, pc..pc+kc]` into `MR`-row micro-panels
 /// (`dst[panel][p][i]`), zero-padding the last panel.
-fn pack_a<K: MicroKernel>(a: &Mat<'_>, ic: usize, mc: usize, pc: usize, kc: usize, dst: &mut [f32]) {
+fn pack_a<K: MicroKernel>(
+    a: &Mat<'_>,
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
     let (rs, cs, src) = (a.row_stride(), a.col_stride(), a.data());
     for (panel, ir) in (0..mc).step_by(K::MR).enumerate() {
         let mr = K::MR.min(mc - ir);
@@ -213,7 +246,14 @@ fn pack_a<K: MicroKernel>(a: &Mat<'_>, ic: usize, mc: usize, pc: usize, kc: usiz
 
 /// Pack `B[pc..pc+kc, jc..jc+nc]` into `NR`-column micro-panels
 /// (`dst[panel][p][j]`), zero-padding the last panel.
-fn pack_b<K: MicroKernel>(b: &Mat<'_>, pc: usize, kc: usize, jc: usize, nc: usize, dst: &mut [f32]) {
+fn pack_b<K: MicroKernel>(
+    b: &Mat<'_>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    dst: &mut [f32],
+) {
     let (rs, cs, src) = (b.row_stride(), b.col_stride(), b.data());
     for (panel, jr) in (0..nc).step_by(K::NR).enumerate() {
         let nr = K::NR.min(nc - jr);
@@ -258,7 +298,15 @@ fn skinny_buf_len(m: usize, n: usize, k: usize) -> usize {
 /// Written as plain loops over fixed-width chunks so that it vectorises for
 /// whatever target features the caller was compiled with.
 #[inline(always)]
-pub(crate) fn skinny(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: &mut [f32], ldc: usize, buf: &mut [f32]) {
+pub(crate) fn skinny(
+    alpha: f32,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    buf: &mut [f32],
+) {
     match b.cols() {
         1 => skinny_n::<1>(alpha, a, b, beta, c, ldc, buf),
         2 => skinny_n::<2>(alpha, a, b, beta, c, ldc, buf),
@@ -296,11 +344,23 @@ fn dot<const L: usize>(x: &[f32], y: &[f32]) -> f32 {
 
 #[inline(always)]
 fn store(dst: &mut f32, v: f32, alpha: f32, beta: f32) {
-    *dst = if beta == 0.0 { alpha * v } else { alpha * v + beta * *dst };
+    *dst = if beta == 0.0 {
+        alpha * v
+    } else {
+        alpha * v + beta * *dst
+    };
 }
 
 #[inline(always)]
-fn skinny_n<const N: usize>(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: &mut [f32], ldc: usize, buf: &mut [f32]) {
+fn skinny_n<const N: usize>(
+    alpha: f32,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    buf: &mut [f32],
+) {
     const L: usize = 32;
     let (m, k) = (a.rows(), a.cols());
     let (ars, acs, ad) = (a.row_stride(), a.col_stride(), a.data());
@@ -316,7 +376,12 @@ fn skinny_n<const N: usize>(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: 
         for i in 0..m {
             let row = &ad[i * ars..i * ars + k];
             for j in 0..N {
-                store(&mut c[i * ldc + j], dot::<L>(row, &bt[j * k..(j + 1) * k]), alpha, beta);
+                store(
+                    &mut c[i * ldc + j],
+                    dot::<L>(row, &bt[j * k..(j + 1) * k]),
+                    alpha,
+                    beta,
+                );
             }
         }
     } else {
@@ -331,7 +396,12 @@ fn skinny_n<const N: usize>(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: 
             let c2 = &ad[(p + 2) * acs..(p + 2) * acs + m];
             let c3 = &ad[(p + 3) * acs..(p + 3) * acs + m];
             for j in 0..N {
-                let (b0, b1, b2, b3) = (b.get(p, j), b.get(p + 1, j), b.get(p + 2, j), b.get(p + 3, j));
+                let (b0, b1, b2, b3) = (
+                    b.get(p, j),
+                    b.get(p + 1, j),
+                    b.get(p + 2, j),
+                    b.get(p + 3, j),
+                );
                 let out = &mut ct[j * m..(j + 1) * m];
                 for i in 0..m {
                     out[i] += b0 * c0[i] + b1 * c1[i] + b2 * c2[i] + b3 * c3[i];
@@ -371,7 +441,15 @@ unsafe impl MicroKernel for PortableKernel {
     const NC: usize = 1024;
 
     #[inline]
-    unsafe fn tile(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+    unsafe fn tile(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         let a = unsafe { std::slice::from_raw_parts(a, k * PMR) };
         let b = unsafe { std::slice::from_raw_parts(b, k * PNR) };
         let mut acc = [[0.0f32; PNR]; PMR];

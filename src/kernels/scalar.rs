@@ -21,7 +21,11 @@ pub fn gemm(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, c: MatMut<'_>) {
                 acc += a.get(i, p) * b.get(p, j);
             }
             let out = &mut data[i * ld + j];
-            *out = if beta == 0.0 { alpha * acc } else { alpha * acc + beta * *out };
+            *out = if beta == 0.0 {
+                alpha * acc
+            } else {
+                alpha * acc + beta * *out
+            };
         }
     }
 }
@@ -103,7 +107,15 @@ pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamStep
     let (b1, b2) = (s.beta1, s.beta2);
     let (c1, c2) = (1.0 - b1, 1.0 - b2);
     for i in 0..n {
-        adam_one(&mut p[i], g[i], &mut m[i], &mut v[i], s, (b1, b2, c1, c2), (step_size, inv_sqrt_bc2, decay));
+        adam_one(
+            &mut p[i],
+            g[i],
+            &mut m[i],
+            &mut v[i],
+            s,
+            (b1, b2, c1, c2),
+            (step_size, inv_sqrt_bc2, decay),
+        );
     }
 }
 
@@ -140,7 +152,11 @@ pub fn sgd(p: &mut [f32], g: &[f32], vel: &mut [f32], s: &SgdStep) {
 pub(crate) fn sgd_one(p: &mut f32, g: f32, vel: &mut f32, s: &SgdStep, decay: f32) {
     let g = s.grad_scale * g + s.l2 * *p;
     *vel = s.momentum * *vel + g;
-    let u = if s.nesterov { g + s.momentum * *vel } else { *vel };
+    let u = if s.nesterov {
+        g + s.momentum * *vel
+    } else {
+        *vel
+    };
     *p = *p * decay - s.lr * u;
 }
 
@@ -181,7 +197,11 @@ pub fn softmax_xent(
     let off = eps / n as f32;
     let on = 1.0 - eps + off;
     let inv_scale = 1.0 / opts.scale;
-    for (i, (&t, (z, g))) in targets.iter().zip(logits.chunks_exact(n).zip(grad.chunks_exact_mut(n))).enumerate() {
+    for (i, (&t, (z, g))) in targets
+        .iter()
+        .zip(logits.chunks_exact(n).zip(grad.chunks_exact_mut(n)))
+        .enumerate()
+    {
         let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let mut sum = 0.0f32;
         for (gj, &zj) in g.iter_mut().zip(z) {

@@ -36,7 +36,11 @@ pub(super) fn kernels() -> Kernels {
 
 /// The AVX2 table with the AVX-512 GEMM.
 pub(super) fn kernels_avx512() -> Kernels {
-    Kernels { isa: Isa::Avx512, gemm: gemm_avx512, ..kernels() }
+    Kernels {
+        isa: Isa::Avx512,
+        gemm: gemm_avx512,
+        ..kernels()
+    }
 }
 
 struct Avx512Kernel;
@@ -50,18 +54,42 @@ unsafe impl MicroKernel for Avx512Kernel {
     const NC: usize = 1024;
 
     #[inline(always)]
-    unsafe fn tile(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+    unsafe fn tile(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         unsafe { tile_12x32(k, alpha, a, b, beta, c, ldc) }
     }
 
     #[inline(always)]
-    unsafe fn skinny(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: &mut [f32], ldc: usize, buf: &mut [f32]) {
+    unsafe fn skinny(
+        alpha: f32,
+        a: &Mat<'_>,
+        b: &Mat<'_>,
+        beta: f32,
+        c: &mut [f32],
+        ldc: usize,
+        buf: &mut [f32],
+    ) {
         unsafe { skinny_avx2(alpha, a, b, beta, c, ldc, buf) }
     }
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tile_12x32(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+unsafe fn tile_12x32(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; 12];
         let mut ap = a;
@@ -110,24 +138,56 @@ unsafe impl MicroKernel for Avx2Kernel {
     const NC: usize = 1024;
 
     #[inline(always)]
-    unsafe fn tile(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+    unsafe fn tile(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         unsafe { tile_6x16(k, alpha, a, b, beta, c, ldc) }
     }
 
     #[inline(always)]
-    unsafe fn skinny(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: &mut [f32], ldc: usize, buf: &mut [f32]) {
+    unsafe fn skinny(
+        alpha: f32,
+        a: &Mat<'_>,
+        b: &Mat<'_>,
+        beta: f32,
+        c: &mut [f32],
+        ldc: usize,
+        buf: &mut [f32],
+    ) {
         unsafe { skinny_avx2(alpha, a, b, beta, c, ldc, buf) }
     }
 }
 
 /// The portable skinny GEMM compiled with AVX2 (8-lane vectors).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn skinny_avx2(alpha: f32, a: &Mat<'_>, b: &Mat<'_>, beta: f32, c: &mut [f32], ldc: usize, buf: &mut [f32]) {
+unsafe fn skinny_avx2(
+    alpha: f32,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    buf: &mut [f32],
+) {
     skinny(alpha, a, b, beta, c, ldc, buf)
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_6x16(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+unsafe fn tile_6x16(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     unsafe {
         let mut c00 = _mm256_setzero_ps();
         let mut c01 = _mm256_setzero_ps();
@@ -182,7 +242,14 @@ unsafe fn tile_6x16(k: usize, alpha: f32, a: *const f32, b: *const f32, beta: f3
             p += 1;
         }
         let va = _mm256_set1_ps(alpha);
-        let rows = [(c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51)];
+        let rows = [
+            (c00, c01),
+            (c10, c11),
+            (c20, c21),
+            (c30, c31),
+            (c40, c41),
+            (c50, c51),
+        ];
         if beta == 0.0 {
             for (i, (x0, x1)) in rows.into_iter().enumerate() {
                 let cr = c.add(i * ldc);
@@ -406,7 +473,10 @@ unsafe fn adam_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &
             let vv = _mm256_loadu_ps(v.as_ptr().add(i));
             let gg = _mm256_add_ps(_mm256_mul_ps(vgs, gg), _mm256_mul_ps(vl2, pp));
             let mm = _mm256_add_ps(_mm256_mul_ps(vb1, mm), _mm256_mul_ps(vc1, gg));
-            let vv = _mm256_add_ps(_mm256_mul_ps(vb2, vv), _mm256_mul_ps(vc2, _mm256_mul_ps(gg, gg)));
+            let vv = _mm256_add_ps(
+                _mm256_mul_ps(vb2, vv),
+                _mm256_mul_ps(vc2, _mm256_mul_ps(gg, gg)),
+            );
             let denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vv), vibc2), veps);
             let upd = _mm256_mul_ps(vstep, _mm256_div_ps(mm, denom));
             let pp = _mm256_sub_ps(_mm256_mul_ps(pp, vdecay), upd);
@@ -417,7 +487,15 @@ unsafe fn adam_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &
         i += W;
     }
     for j in nv..n {
-        scalar::adam_one(&mut p[j], g[j], &mut m[j], &mut v[j], s, (b1, b2, c1, c2), (step_size, inv_sqrt_bc2, decay));
+        scalar::adam_one(
+            &mut p[j],
+            g[j],
+            &mut m[j],
+            &mut v[j],
+            s,
+            (b1, b2, c1, c2),
+            (step_size, inv_sqrt_bc2, decay),
+        );
     }
 }
 
@@ -446,7 +524,11 @@ unsafe fn sgd_avx2(p: &mut [f32], g: &[f32], vel: &mut [f32], s: &SgdStep) {
             let vv = _mm256_loadu_ps(vel.as_ptr().add(i));
             let gg = _mm256_add_ps(_mm256_mul_ps(vgs, gg), _mm256_mul_ps(vl2, pp));
             let vv = _mm256_add_ps(_mm256_mul_ps(vmu, vv), gg);
-            let u = if s.nesterov { _mm256_add_ps(gg, _mm256_mul_ps(vmu, vv)) } else { vv };
+            let u = if s.nesterov {
+                _mm256_add_ps(gg, _mm256_mul_ps(vmu, vv))
+            } else {
+                vv
+            };
             let pp = _mm256_sub_ps(_mm256_mul_ps(pp, vdecay), _mm256_mul_ps(vlr, u));
             _mm256_storeu_ps(vel.as_mut_ptr().add(i), vv);
             _mm256_storeu_ps(p.as_mut_ptr().add(i), pp);
