@@ -263,6 +263,10 @@ pub struct Outputs {
 impl Session<'_> {
     /// Runs one preprocessed batch-1 input.
     pub fn run_input(&mut self, input: ArrayView4<f32>) -> Result<Outputs> {
+        self.run_owned(input.to_owned())
+    }
+
+    fn run_owned(&mut self, input: Array4<f32>) -> Result<Outputs> {
         let m = &self.backbone.manifest;
         let expected = preprocess::input_shape(m, 1);
         if input.shape() != expected {
@@ -271,7 +275,7 @@ impl Session<'_> {
                 input.shape()
             );
         }
-        let t: Tensor = input.to_owned().into_dyn().into();
+        let t: Tensor = input.into_dyn().into();
         let out = self.state.run(tvec!(t.into()))?;
         let features: Vec<f32> = out[0]
             .to_plain_array_view::<f32>()?
@@ -301,8 +305,7 @@ impl Session<'_> {
     }
 
     pub fn run_image(&mut self, img: &DynamicImage) -> Result<Outputs> {
-        let input = preprocess::to_input(img, &self.backbone.manifest);
-        self.run_input(input.view())
+        self.run_owned(preprocess::to_input(img, &self.backbone.manifest))
     }
 
     /// Features for a batch of inputs ([N, …]), one image at a time.
@@ -318,15 +321,11 @@ impl Session<'_> {
     }
 }
 
-/// Index and probability of the `k` largest softmax probabilities.
+/// Index and probability of the `k` largest softmax probabilities of `logits`.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
     let sum: f32 = exps.iter().sum();
-    let mut idx: Vec<usize> = (0..logits.len()).collect();
-    idx.sort_by(|&a, &b| exps[b].total_cmp(&exps[a]).then(a.cmp(&b)));
-    idx.into_iter()
-        .take(k)
-        .map(|i| (i, exps[i] / sum))
-        .collect()
+    let probs: Vec<f32> = exps.iter().map(|e| e / sum).collect();
+    crate::metrics::top_k(&probs, k)
 }

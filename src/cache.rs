@@ -113,23 +113,26 @@ impl FeatureCache {
         k
     }
 
-    pub fn get(&self, image: &ImageHash) -> Result<Option<Entry>> {
+    /// What the cache knows of an image, in one read transaction: its
+    /// vector, the reason it could not be used, or nothing.
+    pub fn lookup(&self, image: &ImageHash) -> Result<Option<Result<Entry, String>>> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(FEATURES)?;
-        match table.get(self.key(image).as_slice())? {
-            Some(v) => Ok(Some(decode_value(v.value()).with_context(|| {
-                format!("{}: corrupt cache entry", self.path.display())
-            })?)),
-            None => Ok(None),
+        let key = self.key(image);
+        if let Some(v) = tx.open_table(FEATURES)?.get(key.as_slice())? {
+            let entry = decode_value(v.value())
+                .with_context(|| format!("{}: corrupt cache entry", self.path.display()))?;
+            return Ok(Some(Ok(entry)));
         }
+        let failure = tx.open_table(FAILURES)?.get(key.as_slice())?;
+        Ok(failure.map(|v| Err(v.value().to_string())))
+    }
+
+    pub fn get(&self, image: &ImageHash) -> Result<Option<Entry>> {
+        Ok(self.lookup(image)?.and_then(Result::ok))
     }
 
     pub fn failure(&self, image: &ImageHash) -> Result<Option<String>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(FAILURES)?;
-        Ok(table
-            .get(self.key(image).as_slice())?
-            .map(|v| v.value().to_string()))
+        Ok(self.lookup(image)?.and_then(Result::err))
     }
 
     /// Writes a batch of results in one durable transaction.

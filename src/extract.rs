@@ -250,11 +250,8 @@ fn process_one<'b>(
         Err(e) => return Ok((None, Err(format!("cannot read file: {e}")), false)),
     };
     let hash = hash_bytes(&bytes);
-    if let Some(entry) = cache.get(&hash)? {
-        return Ok((Some(hash), Ok(entry), false));
-    }
-    if let Some(reason) = cache.failure(&hash)? {
-        return Ok((Some(hash), Err(reason), false));
+    if let Some(known) = cache.lookup(&hash)? {
+        return Ok((Some(hash), known, false));
     }
     let img = match preprocess::decode(&bytes) {
         Ok(img) => img,

@@ -23,6 +23,14 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
+/// The `k` most probable classes of `probs`, highest first (ties: lower
+/// index first), with their probabilities.
+pub fn top_k(probs: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut idx: Vec<usize> = (0..probs.len()).collect();
+    idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    idx.into_iter().take(k).map(|i| (i, probs[i])).collect()
+}
+
 /// `truth` and `predicted` index into `labels`.
 pub fn evaluate(labels: &[String], truth: &[usize], predicted: &[usize]) -> Evaluation {
     assert_eq!(truth.len(), predicted.len());

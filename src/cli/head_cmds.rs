@@ -222,7 +222,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     };
     let backbone = a.model.load_lazy()?;
     let cache = open_cache(&a.model, &backbone)?;
-    let (_, feats) = load_dataset_features(&a.dir, &a.model, &backbone, &cache, &a.progress)?;
+    let feats = load_dataset_features(&a.dir, &backbone, &cache, &a.progress)?;
 
     // classes without a single usable image cannot be learned: say so, leave them out
     let counts = {
@@ -258,7 +258,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     let n_classes = labels.len();
 
     let (x_train, y_train, x_val, y_val) = if let Some(val_dir) = &a.val {
-        let (_, vf) = load_dataset_features(val_dir, &a.model, &backbone, &cache, &a.progress)?;
+        let vf = load_dataset_features(val_dir, &backbone, &cache, &a.progress)?;
         let map = map_labels(&vf.labels, &labels);
         for (i, m) in map.iter().enumerate() {
             if m.is_none() {
@@ -419,7 +419,7 @@ fn load_head_and_backbone(head: &Path, model: &ModelArgs) -> Result<(HeadFile, B
 pub fn eval_cmd(a: EvalArgs) -> Result<ExitCode> {
     let (file, backbone) = load_head_and_backbone(&a.head, &a.model)?;
     let cache = open_cache(&a.model, &backbone)?;
-    let (_, feats) = load_dataset_features(&a.dir, &a.model, &backbone, &cache, &a.progress)?;
+    let feats = load_dataset_features(&a.dir, &backbone, &cache, &a.progress)?;
     let labels = &file.meta.labels;
     let map = map_labels(&feats.labels, labels);
     let mut unknown = Vec::new();
@@ -491,7 +491,7 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
             .features;
         let x = Array2::from_shape_vec((1, features.len()), features)?;
         let probs = file.head.predict_proba(x.view());
-        let top = top_k_probs(probs.row(0).as_slice().unwrap(), k);
+        let top = crate::metrics::top_k(probs.row(0).as_slice().unwrap(), k);
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         if a.json {
             let top_json: Vec<_> = top
@@ -515,11 +515,4 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The `k` most probable classes, highest first (ties: lower index first).
-pub fn top_k_probs(p: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let mut idx: Vec<usize> = (0..p.len()).collect();
-    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
-    idx.into_iter().take(k).map(|i| (i, p[i])).collect()
 }

@@ -6,7 +6,7 @@ mod doctor_cmd;
 mod head_cmds;
 mod progress;
 
-pub use head_cmds::{EvalArgs, PredictArgs, TrainArgs, top_k_probs};
+pub use head_cmds::{EvalArgs, PredictArgs, TrainArgs};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -446,11 +446,10 @@ pub fn simd_level() -> String {
 /// Reads a dataset's features (extracting what is missing) for training and eval.
 pub fn load_dataset_features(
     dir: &Path,
-    model: &ModelArgs,
     backbone: &Backbone,
     cache: &FeatureCache,
     progress_mode: &str,
-) -> Result<(Dataset, crate::extract::LabelledFeatures)> {
+) -> Result<crate::extract::LabelledFeatures> {
     let ds = Dataset::scan(dir)?;
     let bar = progress::for_mode(progress_mode, &format!("{}", dir.display()))?;
     let (report, feats) = dataset_features(
@@ -462,10 +461,9 @@ pub fn load_dataset_features(
     )
     .with_context(|| format!("{}: feature extraction failed", dir.display()))?;
     bar.finish();
-    let _ = model;
     if report.extracted > 0 || !report.skipped.is_empty() {
         eprintln!("{}: {}", dir.display(), report.summary());
     }
     print_skipped(&report);
-    Ok((ds, feats))
+    Ok(feats)
 }

@@ -240,7 +240,7 @@ pub fn run(
                 }
             };
             let labels = clf.labels();
-            let top = crate::cli::top_k_probs(&c.probs, opts.top_k.max(1).min(labels.len()));
+            let top = crate::metrics::top_k(&c.probs, opts.top_k.max(1).min(labels.len()));
             let (best, p) = top
                 .first()
                 .map(|&(i, p)| (labels[i].as_str(), p))
