@@ -197,8 +197,13 @@ cmd_armv6() {
   local neon_was=$TRACT_CPU_ARM32_NEON
   export TRACT_CPU_ARM32_NEON=false
   phase "ARMv6 ($A6) build with -Zbuild-std"
-  armv6_cargo build --bin edgetune
+  # One build: `cargo test` builds the `edgetune` binary for the integration
+  # tests too (target/$A6/debug/edgetune). A separate `cargo build` would
+  # rebuild std and every dependency once more (build-std gives the test
+  # run's std another hash), ~10 min for nothing.
+  # shellcheck disable=SC2046
   armv6_cargo test $(test_args) --no-run
+  [ -x "$CARGO_TARGET_DIR/$A6/debug/edgetune" ] || die "$A6: the test build left no edgetune binary"
   done_phase "build $A6"
   phase "ARMv6 kernel/head/portability tests under qemu-arm"
   # shellcheck disable=SC2046

@@ -628,3 +628,63 @@ fn convenience_gemm_layouts() {
         assert_eq!(c, want.map(|v| 2.0 * v));
     }
 }
+
+/// Large GEMMs and optimiser steps split across threads give exactly the
+/// one-thread result (seeded runs must not depend on the core count).
+#[test]
+fn threaded_kernels_are_bit_identical_to_one_thread() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let shapes = [
+        (32, 256, 1280), // forward X·W at the training shape
+        (1280, 256, 32), // dW = Xᵀ·dY
+        (5, 1000, 1000), // uneven halves: 512 + 488 columns
+        (33, 321, 700),  // odd everything, edge tiles in the last part
+    ];
+    for k1 in candidates() {
+        for threads in [2, 3] {
+            let kt = k1.with_threads(threads);
+            assert_eq!(kt.threads(), threads);
+            for &(m, n, kk) in &shapes {
+                for layout in LAYOUTS {
+                    let ldc = n + 5;
+                    let a = rvec(&mut rng, m * kk);
+                    let b = rvec(&mut rng, kk * n);
+                    let c0 = rvec(&mut rng, (m - 1) * ldc + n);
+                    for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0)] {
+                        let (mut c1, mut ct) = (c0.clone(), c0.clone());
+                        run_gemm(&k1, layout, (m, n, kk), &a, &b, alpha, beta, &mut c1, ldc);
+                        run_gemm(&kt, layout, (m, n, kk), &a, &b, alpha, beta, &mut ct, ldc);
+                        assert!(
+                            c1.iter().zip(&ct).all(|(x, y)| x.to_bits() == y.to_bits()),
+                            "{} gemm {layout:?} {m}x{n}x{kk} on {threads} threads differs",
+                            k1.isa().name()
+                        );
+                    }
+                }
+            }
+            let n = 327_680 + 17;
+            let (p0, g, m0) = (rvec(&mut rng, n), rvec(&mut rng, n), rvec(&mut rng, n));
+            let v0: Vec<f32> = rvec(&mut rng, n).iter().map(|v| v.abs()).collect();
+            let s = AdamStep::new(1e-2, 0.9, 0.999, 1e-8, 3);
+            let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
+            let (mut pt, mut mt, mut vt) = (p0.clone(), m0.clone(), v0.clone());
+            k1.adam(&mut p1, &g, &mut m1, &mut v1, &s);
+            kt.adam(&mut pt, &g, &mut mt, &mut vt, &s);
+            assert!(
+                p1 == pt && m1 == mt && v1 == vt,
+                "{} adam on {threads} threads differs",
+                k1.isa().name()
+            );
+            let s = SgdStep::new(0.1, 0.9, true);
+            let (mut p1, mut v1) = (p0.clone(), m0.clone());
+            let (mut pt, mut vt) = (p0.clone(), m0.clone());
+            k1.sgd(&mut p1, &g, &mut v1, &s);
+            kt.sgd(&mut pt, &g, &mut vt, &s);
+            assert!(
+                p1 == pt && v1 == vt,
+                "{} sgd on {threads} threads differs",
+                k1.isa().name()
+            );
+        }
+    }
+}

@@ -385,7 +385,8 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
             .map_err(|e| format!("{e:#}")),
         _ => Err("not created yet".to_string()),
     };
-    let simd = simd_level();
+    let simd = crate::simd_level_name();
+    let kernel_threads = crate::kernels::kernels().threads();
     if a.json {
         let j = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -397,6 +398,7 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
             "cache_path": cache_path,
             "cache": cache.as_ref().ok(),
             "simd": simd,
+            "kernel_threads": kernel_threads,
         });
         println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(ExitCode::SUCCESS);
@@ -426,7 +428,9 @@ fn info(a: InfoArgs) -> Result<ExitCode> {
         ),
         Err(e) => println!(" ({e})"),
     }
-    println!("kernels:     {simd}");
+    println!(
+        "kernels:     {simd}, {kernel_threads} thread(s) (EDGETUNE_KERNELS, EDGETUNE_KERNEL_THREADS)"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -436,11 +440,6 @@ fn indent(s: &str) -> String {
         .collect::<String>()
         .trim_end()
         .to_string()
-}
-
-/// The instruction set the training kernels dispatch to.
-pub fn simd_level() -> String {
-    crate::simd_level_name()
 }
 
 /// Reads a dataset's features (extracting what is missing) for training and eval.

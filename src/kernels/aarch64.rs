@@ -16,6 +16,7 @@ use super::{AdamStep, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
 pub(super) fn kernels() -> Kernels {
     Kernels {
         isa: Isa::Neon,
+        threads: 1,
         gemm,
         add_row,
         col_sums,

@@ -40,6 +40,7 @@
 //!   shape, there is no allocation).
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 pub mod portable;
@@ -194,6 +195,23 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Columns `j0..j1` of the view.
+    ///
+    /// # Panics
+    /// If `j0 >= j1` or `j1 > cols`.
+    pub fn col_block(self, j0: usize, j1: usize) -> Self {
+        assert!(
+            j0 < j1 && j1 <= self.cols,
+            "columns {j0}..{j1} of {}",
+            self.cols
+        );
+        Mat {
+            data: &self.data[j0 * self.cs..],
+            cols: j1 - j0,
+            ..self
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -219,14 +237,24 @@ impl<'a> Mat<'a> {
 }
 
 /// Mutable row-major matrix view used as GEMM output: element `(i, j)` is
-/// `data[i * ld + j]`.
+/// at offset `i * ld + j` from the view's origin.
+///
+/// Held as a pointer (like ndarray's `ArrayViewMut`) so that a view can be
+/// split into column blocks that share rows but never elements
+/// ([`MatMut::split_at_col`]), which is how [`Kernels::gemm`] hands disjoint
+/// parts of one output to several threads.
 #[derive(Debug)]
 pub struct MatMut<'a> {
-    data: &'a mut [f32],
+    ptr: *mut f32,
     rows: usize,
     cols: usize,
     ld: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
 }
+
+// SAFETY: a `MatMut` is an exclusive borrow of its elements (as `&mut [f32]`
+// is); views made by splitting never share an element.
+unsafe impl Send for MatMut<'_> {}
 
 impl<'a> MatMut<'a> {
     /// Contiguous row-major `rows × cols` matrix (`data` may be longer).
@@ -252,10 +280,11 @@ impl<'a> MatMut<'a> {
             );
         }
         MatMut {
-            data,
+            ptr: data.as_mut_ptr(),
             rows,
             cols,
             ld,
+            _borrow: PhantomData,
         }
     }
 
@@ -268,9 +297,43 @@ impl<'a> MatMut<'a> {
     pub fn ld(&self) -> usize {
         self.ld
     }
-    /// The underlying slice.
-    pub fn data_mut(&mut self) -> &mut [f32] {
-        self.data
+
+    /// Row `i` of the view (`cols` elements).
+    ///
+    /// # Panics
+    /// If `i >= rows`.
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        assert!(i < self.rows, "row {i} of a {}-row matrix", self.rows);
+        // SAFETY: row `i` of the view lies inside the borrowed slice
+        // (checked at construction) and belongs to this view alone.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.ld), self.cols) }
+    }
+
+    /// Pointer to element `(0, 0)`; element `(i, j)` is at `i * ld + j`.
+    /// Writes through it must stay inside the `rows × cols` view.
+    pub fn as_mut_ptr(&mut self) -> *mut f32 {
+        self.ptr
+    }
+
+    /// Splits into columns `0..j` and `j..cols` (same rows, same `ld`).
+    ///
+    /// # Panics
+    /// If `j > cols`.
+    pub fn split_at_col(self, j: usize) -> (MatMut<'a>, MatMut<'a>) {
+        assert!(
+            j <= self.cols,
+            "column {j} of a {}-column matrix",
+            self.cols
+        );
+        let left = MatMut { cols: j, ..self };
+        let right = MatMut {
+            // SAFETY: `j <= cols`, so the offset stays inside (or one past)
+            // the first row of the borrowed extent.
+            ptr: unsafe { self.ptr.add(j) },
+            cols: self.cols - j,
+            ..self
+        };
+        (left, right)
     }
 }
 
@@ -377,6 +440,16 @@ pub(crate) type AdamFn = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], &AdamSte
 pub(crate) type XentFn =
     fn(&[f32], usize, &[usize], Option<&[f32]>, XentOpts, &mut [f32], &mut [f32]);
 
+/// Smallest GEMM part worth a thread (2·m·n·k floating-point operations,
+/// ~40 µs at 100 GFLOP/s; handing work to rayon costs a few µs).
+const PAR_MIN_FLOP: usize = 4_000_000;
+/// Column blocks of a split GEMM (and chunks of a split optimiser step) are
+/// multiples of this: it is a multiple of every micro-kernel's `NR` and
+/// every elementwise kernel's vector width.
+const PAR_COL_ALIGN: usize = 64;
+/// Smallest optimiser-step chunk worth a thread (memory-bound: ~20 µs).
+const PAR_MIN_ELEMS: usize = 32_768;
+
 /// A table of kernel implementations for one instruction set.
 ///
 /// Obtain it with [`kernels()`] (process-wide choice), or
@@ -384,6 +457,8 @@ pub(crate) type XentFn =
 #[derive(Clone, Copy)]
 pub struct Kernels {
     isa: Isa,
+    /// Threads a large GEMM or optimiser step may be split across.
+    threads: usize,
     gemm: GemmFn,
     add_row: fn(&mut [f32], &[f32]),
     col_sums: fn(&[f32], &mut [f32]),
@@ -401,6 +476,7 @@ impl fmt::Debug for Kernels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Kernels")
             .field("isa", &self.isa)
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
@@ -410,6 +486,7 @@ impl Kernels {
     pub fn scalar() -> Kernels {
         Kernels {
             isa: Isa::Scalar,
+            threads: 1,
             gemm: scalar::gemm,
             add_row: scalar::add_row,
             col_sums: scalar::col_sums,
@@ -428,6 +505,7 @@ impl Kernels {
     pub fn portable() -> Kernels {
         Kernels {
             isa: Isa::Portable,
+            threads: 1,
             gemm: portable::gemm,
             add_row: portable::add_row,
             col_sums: portable::col_sums,
@@ -493,6 +571,38 @@ impl Kernels {
         self.isa
     }
 
+    /// The same kernels, allowed to split large GEMMs and optimiser steps
+    /// across `threads` threads (rayon's pool; 1 = never). Splitting never
+    /// changes a result: each output element is computed by the same code in
+    /// the same order whichever thread computes it, so seeded runs stay
+    /// bit-identical whatever the thread count.
+    pub fn with_threads(self, threads: usize) -> Kernels {
+        Kernels {
+            threads: threads.max(1),
+            ..self
+        }
+    }
+
+    /// How many threads large operations may use (see [`Kernels::with_threads`]).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Into how many column blocks a GEMM of this shape is split: only when
+    /// every part keeps at least [`PAR_MIN_FLOP`] of work and
+    /// [`PAR_COL_ALIGN`] columns (a multiple of every micro-kernel's width,
+    /// so each part has the same edge tiles as the whole).
+    fn gemm_parts(&self, m: usize, n: usize, k: usize) -> usize {
+        if self.threads <= 1 {
+            return 1;
+        }
+        let flop = 2 * m * n * k;
+        self.threads
+            .min(n / PAR_COL_ALIGN)
+            .min(flop / PAR_MIN_FLOP)
+            .max(1)
+    }
+
     /// General matrix multiply `C = alpha·A·B + beta·C`.
     ///
     /// `A` is `m × k`, `B` is `k × n`, `C` is `m × n`. When `beta == 0`, `C` is
@@ -503,7 +613,33 @@ impl Kernels {
     #[inline]
     pub fn gemm(&self, alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, c: MatMut<'_>) {
         check_gemm_dims(&a, &b, &c);
-        (self.gemm)(alpha, a, b, beta, c)
+        match self.gemm_parts(a.rows(), b.cols(), a.cols()) {
+            1 => (self.gemm)(alpha, a, b, beta, c),
+            parts => self.gemm_split(parts, alpha, a, b, beta, c),
+        }
+    }
+
+    /// Column blocks of `C` (and `B`) on `parts` threads.
+    fn gemm_split(
+        &self,
+        parts: usize,
+        alpha: f32,
+        a: Mat<'_>,
+        b: Mat<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+    ) {
+        let n = b.cols();
+        let width = n.div_ceil(parts).next_multiple_of(PAR_COL_ALIGN);
+        if parts <= 1 || width >= n {
+            return (self.gemm)(alpha, a, b, beta, c);
+        }
+        let (c_left, c_right) = c.split_at_col(width);
+        let (b_left, b_right) = (b.col_block(0, width), b.col_block(width, n));
+        rayon::join(
+            || (self.gemm)(alpha, a, b_left, beta, c_left),
+            || self.gemm_split(parts - 1, alpha, a, b_right, beta, c_right),
+        );
     }
 
     /// `C[m×n] = A[m×k]·B[k×n] + beta·C`, all contiguous row-major
@@ -627,7 +763,33 @@ impl Kernels {
             g.len() == n && m.len() == n && v.len() == n,
             "adam: length mismatch"
         );
-        (self.adam)(p, g, m, v, step)
+        self.adam_split(self.elementwise_parts(n), p, g, m, v, step)
+    }
+
+    fn adam_split(
+        &self,
+        parts: usize,
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        step: &AdamStep,
+    ) {
+        let len = p
+            .len()
+            .div_ceil(parts.max(1))
+            .next_multiple_of(PAR_COL_ALIGN);
+        if parts <= 1 || len >= p.len() {
+            return (self.adam)(p, g, m, v, step);
+        }
+        let (p0, p1) = p.split_at_mut(len);
+        let (g0, g1) = g.split_at(len);
+        let (m0, m1) = m.split_at_mut(len);
+        let (v0, v1) = v.split_at_mut(len);
+        rayon::join(
+            || (self.adam)(p0, g0, m0, v0, step),
+            || self.adam_split(parts - 1, p1, g1, m1, v1, step),
+        );
     }
 
     /// One SGD-with-momentum step over a parameter slice; see [`SgdStep`].
@@ -635,7 +797,31 @@ impl Kernels {
     pub fn sgd(&self, p: &mut [f32], g: &[f32], vel: &mut [f32], step: &SgdStep) {
         let n = p.len();
         assert!(g.len() == n && vel.len() == n, "sgd: length mismatch");
-        (self.sgd)(p, g, vel, step)
+        self.sgd_split(self.elementwise_parts(n), p, g, vel, step)
+    }
+
+    fn sgd_split(&self, parts: usize, p: &mut [f32], g: &[f32], vel: &mut [f32], step: &SgdStep) {
+        let len = p
+            .len()
+            .div_ceil(parts.max(1))
+            .next_multiple_of(PAR_COL_ALIGN);
+        if parts <= 1 || len >= p.len() {
+            return (self.sgd)(p, g, vel, step);
+        }
+        let (p0, p1) = p.split_at_mut(len);
+        let (g0, g1) = g.split_at(len);
+        let (v0, v1) = vel.split_at_mut(len);
+        rayon::join(
+            || (self.sgd)(p0, g0, v0, step),
+            || self.sgd_split(parts - 1, p1, g1, v1, step),
+        );
+    }
+
+    /// Into how many chunks an optimiser step over `n` parameters is split
+    /// (chunk boundaries are multiples of [`PAR_COL_ALIGN`], so every element
+    /// takes the same vector or tail path as unsplit).
+    fn elementwise_parts(&self, n: usize) -> usize {
+        self.threads.min(n / PAR_MIN_ELEMS).max(1)
     }
 
     /// Softmax cross-entropy on `m = targets.len()` rows of `n_classes` logits.
@@ -699,10 +885,15 @@ pub fn isa() -> Isa {
 }
 
 /// The process-wide kernel table: the best available implementation, unless
-/// `EDGETUNE_KERNELS` names another one. Chosen once.
+/// `EDGETUNE_KERNELS` names another one, on every core unless
+/// `EDGETUNE_KERNEL_THREADS` says how many. Chosen once.
 pub fn kernels() -> &'static Kernels {
     static CHOSEN: OnceLock<Kernels> = OnceLock::new();
-    CHOSEN.get_or_init(|| match std::env::var("EDGETUNE_KERNELS") {
+    CHOSEN.get_or_init(|| chosen_isa().with_threads(chosen_threads()))
+}
+
+fn chosen_isa() -> Kernels {
+    match std::env::var("EDGETUNE_KERNELS") {
         Ok(name) if !name.trim().is_empty() => match Isa::from_name(&name) {
             Some(isa) => Kernels::for_isa(isa).unwrap_or_else(|| {
                 let best = Kernels::best();
@@ -723,5 +914,21 @@ pub fn kernels() -> &'static Kernels {
             }
         },
         _ => Kernels::best(),
-    })
+    }
+}
+
+fn chosen_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("EDGETUNE_KERNEL_THREADS") {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                eprintln!(
+                    "edgetune: EDGETUNE_KERNEL_THREADS={v} is not a positive number, using {cores}"
+                );
+                cores
+            }
+        },
+        _ => cores,
+    }
 }

@@ -66,11 +66,10 @@ pub(crate) unsafe trait MicroKernel {
         a: &Mat<'_>,
         b: &Mat<'_>,
         beta: f32,
-        c: &mut [f32],
-        ldc: usize,
+        c: &mut MatMut<'_>,
         buf: &mut [f32],
     ) {
-        skinny(alpha, a, b, beta, c, ldc, buf)
+        skinny(alpha, a, b, beta, c, buf)
     }
 }
 
@@ -89,7 +88,7 @@ pub(crate) fn gemm_blocked<K: MicroKernel>(
     a: Mat<'_>,
     b: Mat<'_>,
     beta: f32,
-    c: MatMut<'_>,
+    mut c: MatMut<'_>,
 ) {
     check_gemm_dims(&a, &b, &c);
     debug_assert!(K::MR * K::NR <= MAX_TILE && K::MC % K::MR == 0 && K::NC % K::NR == 0);
@@ -97,11 +96,9 @@ pub(crate) fn gemm_blocked<K: MicroKernel>(
     if m == 0 || n == 0 {
         return;
     }
-    let ldc = c.ld();
-    let c = c.data;
     if k == 0 || alpha == 0.0 {
         for i in 0..m {
-            let row = &mut c[i * ldc..i * ldc + n];
+            let row = c.row_mut(i);
             if beta == 0.0 {
                 row.fill(0.0);
             } else if beta != 1.0 {
@@ -117,7 +114,7 @@ pub(crate) fn gemm_blocked<K: MicroKernel>(
                 buf.resize(need, 0.0);
             }
             // SAFETY: see the trait; dimensions were checked above.
-            unsafe { K::skinny(alpha, &a, &b, beta, c, ldc, &mut buf[..need]) };
+            unsafe { K::skinny(alpha, &a, &b, beta, &mut c, &mut buf[..need]) };
         };
         PACK_BUF.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => run(&mut buf),
@@ -141,7 +138,7 @@ pub(crate) fn gemm_blocked<K: MicroKernel>(
         let bpack = &mut rest[..b_len];
         // SAFETY: dimensions were checked against the slices by `Mat`,
         // `MatMut` and `check_gemm_dims`; packed buffers are sized above.
-        unsafe { gemm_loops::<K>(alpha, &a, &b, beta, c, ldc, apack, bpack) };
+        unsafe { gemm_loops::<K>(alpha, &a, &b, beta, &mut c, apack, bpack) };
     };
     PACK_BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => run(&mut buf),
@@ -155,12 +152,12 @@ unsafe fn gemm_loops<K: MicroKernel>(
     a: &Mat<'_>,
     b: &Mat<'_>,
     beta: f32,
-    c: &mut [f32],
-    ldc: usize,
+    c: &mut MatMut<'_>,
     apack: &mut [f32],
     bpack: &mut [f32],
 ) {
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    let ldc = c.ld();
     let cptr = c.as_mut_ptr();
     let mut tmp = [0.0f32; MAX_TILE];
     // SAFETY: all offsets below stay inside `c` (checked by the caller),
@@ -303,15 +300,14 @@ pub(crate) fn skinny(
     a: &Mat<'_>,
     b: &Mat<'_>,
     beta: f32,
-    c: &mut [f32],
-    ldc: usize,
+    c: &mut MatMut<'_>,
     buf: &mut [f32],
 ) {
     match b.cols() {
-        1 => skinny_n::<1>(alpha, a, b, beta, c, ldc, buf),
-        2 => skinny_n::<2>(alpha, a, b, beta, c, ldc, buf),
-        3 => skinny_n::<3>(alpha, a, b, beta, c, ldc, buf),
-        4 => skinny_n::<4>(alpha, a, b, beta, c, ldc, buf),
+        1 => skinny_n::<1>(alpha, a, b, beta, c, buf),
+        2 => skinny_n::<2>(alpha, a, b, beta, c, buf),
+        3 => skinny_n::<3>(alpha, a, b, beta, c, buf),
+        4 => skinny_n::<4>(alpha, a, b, beta, c, buf),
         n => unreachable!("skinny gemm called with n = {n}"),
     }
 }
@@ -357,8 +353,7 @@ fn skinny_n<const N: usize>(
     a: &Mat<'_>,
     b: &Mat<'_>,
     beta: f32,
-    c: &mut [f32],
-    ldc: usize,
+    c: &mut MatMut<'_>,
     buf: &mut [f32],
 ) {
     const L: usize = 32;
@@ -375,9 +370,10 @@ fn skinny_n<const N: usize>(
         let bt = &buf[..N * k];
         for i in 0..m {
             let row = &ad[i * ars..i * ars + k];
+            let out = c.row_mut(i);
             for j in 0..N {
                 store(
-                    &mut c[i * ldc + j],
+                    &mut out[j],
                     dot::<L>(row, &bt[j * k..(j + 1) * k]),
                     alpha,
                     beta,
@@ -419,8 +415,9 @@ fn skinny_n<const N: usize>(
             }
         }
         for i in 0..m {
+            let out = c.row_mut(i);
             for j in 0..N {
-                store(&mut c[i * ldc + j], ct[j * m + i], alpha, beta);
+                store(&mut out[j], ct[j * m + i], alpha, beta);
             }
         }
     }

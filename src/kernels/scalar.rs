@@ -9,18 +9,17 @@ use super::{AdamStep, Mat, MatMut, SgdStep, XentOpts, check_gemm_dims};
 
 /// Reference GEMM `C = alpha·A·B + beta·C` (`C` not read when `beta == 0`):
 /// one f32 dot product per output element, accumulated in order of `k`.
-pub fn gemm(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, c: MatMut<'_>) {
+pub fn gemm(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, mut c: MatMut<'_>) {
     check_gemm_dims(&a, &b, &c);
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
-    let ld = c.ld();
-    let data = c.data;
     for i in 0..m {
+        let row = c.row_mut(i);
         for j in 0..n {
             let mut acc = 0.0f32;
             for p in 0..k {
                 acc += a.get(i, p) * b.get(p, j);
             }
-            let out = &mut data[i * ld + j];
+            let out = &mut row[j];
             *out = if beta == 0.0 {
                 alpha * acc
             } else {

@@ -20,6 +20,7 @@ use super::{AdamStep, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
 pub(super) fn kernels() -> Kernels {
     Kernels {
         isa: Isa::Avx2Fma,
+        threads: 1,
         gemm,
         add_row,
         col_sums,
@@ -72,11 +73,10 @@ unsafe impl MicroKernel for Avx512Kernel {
         a: &Mat<'_>,
         b: &Mat<'_>,
         beta: f32,
-        c: &mut [f32],
-        ldc: usize,
+        c: &mut MatMut<'_>,
         buf: &mut [f32],
     ) {
-        unsafe { skinny_avx2(alpha, a, b, beta, c, ldc, buf) }
+        unsafe { skinny_avx2(alpha, a, b, beta, c, buf) }
     }
 }
 
@@ -156,11 +156,10 @@ unsafe impl MicroKernel for Avx2Kernel {
         a: &Mat<'_>,
         b: &Mat<'_>,
         beta: f32,
-        c: &mut [f32],
-        ldc: usize,
+        c: &mut MatMut<'_>,
         buf: &mut [f32],
     ) {
-        unsafe { skinny_avx2(alpha, a, b, beta, c, ldc, buf) }
+        unsafe { skinny_avx2(alpha, a, b, beta, c, buf) }
     }
 }
 
@@ -171,11 +170,10 @@ unsafe fn skinny_avx2(
     a: &Mat<'_>,
     b: &Mat<'_>,
     beta: f32,
-    c: &mut [f32],
-    ldc: usize,
+    c: &mut MatMut<'_>,
     buf: &mut [f32],
 ) {
-    skinny(alpha, a, b, beta, c, ldc, buf)
+    skinny(alpha, a, b, beta, c, buf)
 }
 
 #[target_feature(enable = "avx2,fma")]
