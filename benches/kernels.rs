@@ -3,7 +3,7 @@
 //! `cargo bench --bench kernels`; a kernel set missing on this CPU is skipped.
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
-use edgetune::kernels::{AdamStep, Isa, Kernels, SgdStep, XentOpts};
+use edgetune::kernels::{AdamStep, Epilogue, Isa, Kernels, Mat, MatMut, SgdStep, XentOpts};
 
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(747796405).wrapping_add(1);
@@ -47,6 +47,49 @@ fn gemm(c: &mut Criterion) {
                     "nn" => ks.gemm_nn(m, n, k, &a, &b, 0.0, &mut out),
                     "nt" => ks.gemm_nt(m, n, k, &a, &b, 0.0, &mut out),
                     _ => ks.gemm_tn(m, n, k, &a, &b, 0.0, &mut out),
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// The backbone's 1x1 convs (src/pwconv): the pre-packed GEMM with bias +
+/// ReLU6 (+ residual) fused, at MobileNetV2's shapes (pixels × cin → cout).
+fn pointwise(c: &mut Criterion) {
+    let shapes = [
+        ("112x112_32to16", 112 * 112, 32, 16, false),
+        ("112x112_16to96_relu6", 112 * 112, 16, 96, false),
+        ("56x56_144to24_residual", 56 * 56, 144, 24, true),
+        ("28x28_32to192_relu6", 28 * 28, 32, 192, false),
+        ("14x14_384to64_residual", 14 * 14, 384, 64, true),
+        ("14x14_96to576_relu6", 14 * 14, 96, 576, false),
+        ("7x7_960to160_residual", 7 * 7, 960, 160, true),
+        ("7x7_320to1280_relu6", 7 * 7, 320, 1280, false),
+    ];
+    let mut g = c.benchmark_group("pointwise");
+    g.sample_size(20);
+    for (name, m, k, n, residual) in shapes {
+        let (a, b, bias, r) = (data(m * k, 1), data(k * n, 2), data(n, 3), data(m * n, 4));
+        let mut out = vec![0.0f32; m * n];
+        let relu6 = name.ends_with("relu6");
+        let epi = Epilogue {
+            bias: &bias,
+            lo: if relu6 { 0.0 } else { f32::NEG_INFINITY },
+            hi: if relu6 { 6.0 } else { f32::INFINITY },
+            residual: residual.then(|| Mat::new(&r, m, n)),
+        };
+        g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        for ks in kernel_sets() {
+            let packed = ks.pack_b(Mat::new(&b, k, n));
+            g.bench_with_input(BenchmarkId::new(name, ks.isa().name()), &(), |bch, _| {
+                bch.iter(|| {
+                    ks.gemm_packed(
+                        Mat::new(&a, m, k),
+                        &packed,
+                        &epi,
+                        MatMut::new(&mut out, m, n),
+                    )
                 })
             });
         }
@@ -147,8 +190,49 @@ fn fma_peak(c: &mut Criterion) {
     g.finish();
 }
 
+/// The same with AVX-512 (20 chains of 16 lanes).
+#[cfg(target_arch = "x86_64")]
+fn fma_peak_avx512(c: &mut Criterion) {
+    use std::arch::x86_64::*;
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(iters: usize) -> f32 {
+        let a = _mm512_set1_ps(0.999_9);
+        let b = _mm512_set1_ps(1e-6);
+        let mut acc = [_mm512_set1_ps(1.0); 20];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm512_fmadd_ps(*x, a, b);
+            }
+        }
+        let mut sum = _mm512_setzero_ps();
+        for x in acc {
+            sum = _mm512_add_ps(sum, x);
+        }
+        _mm512_reduce_add_ps(sum)
+    }
+    if !is_x86_feature_detected!("avx512f") {
+        return;
+    }
+    let iters = 50_000;
+    let mut g = c.benchmark_group("peak");
+    g.throughput(Throughput::Elements((iters * 20 * 16 * 2) as u64));
+    g.bench_function("fma_avx512_1core", |b| {
+        b.iter(|| unsafe { run(black_box(iters)) })
+    });
+    g.finish();
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn fma_peak(_: &mut Criterion) {}
+#[cfg(not(target_arch = "x86_64"))]
+fn fma_peak_avx512(_: &mut Criterion) {}
 
-criterion_group!(benches, fma_peak, gemm, elementwise);
+criterion_group!(
+    benches,
+    fma_peak,
+    fma_peak_avx512,
+    gemm,
+    pointwise,
+    elementwise
+);
 criterion_main!(benches);

@@ -227,6 +227,8 @@ fn build_plan(m: &Manifest, path: &Path, with_logits: bool) -> Result<Plan> {
         .into_typed()
         // hand-written NHWC depthwise 3x3 + bias + ReLU6 (EDGETUNE_DWCONV=0: off)
         .and_then(crate::dwconv::fuse_depthwise)
+        // hand-written NHWC 1x1 conv + bias + ReLU6 + residual (EDGETUNE_PWCONV=0: off)
+        .and_then(crate::pwconv::fuse_pointwise)
         .and_then(channel_last_convs)
         .and_then(|m| m.into_decluttered())
         .and_then(|m| m.into_optimized())
@@ -318,6 +320,45 @@ impl Session<'_> {
             out.row_mut(i).assign(&ndarray::ArrayView1::from(&f));
         }
         Ok(out)
+    }
+}
+
+/// Time spent in one node of the optimised plan, summed over profiled runs.
+#[derive(Debug, Clone)]
+pub struct NodeTime {
+    pub name: String,
+    /// The op's name (e.g. `OptMatMul`, `DwConv3x3`, `Add`).
+    pub op: String,
+    pub total: Duration,
+}
+
+impl Session<'_> {
+    /// Runs `input` `runs` times and times every node of tract's plan (what
+    /// `tract --profile` shows): where a backbone's time goes.
+    pub fn profile(&mut self, input: ArrayView4<f32>, runs: usize) -> Result<Vec<NodeTime>> {
+        let model = self.state.model().clone();
+        let mut times: Vec<Duration> = vec![Duration::ZERO; model.nodes().len()];
+        for _ in 0..runs {
+            let t: Tensor = input.to_owned().into_dyn().into();
+            self.state
+                .run_plan_with_eval(tvec!(t.into()), |ctx, state, node, inputs| {
+                    let t0 = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                    times[node.id] += t0.elapsed();
+                    r
+                })?;
+        }
+        Ok(model
+            .nodes()
+            .iter()
+            .zip(times)
+            .filter(|(_, t)| !t.is_zero())
+            .map(|(n, total)| NodeTime {
+                name: n.name.clone(),
+                op: n.op().name().to_string(),
+                total,
+            })
+            .collect())
     }
 }
 

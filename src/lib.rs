@@ -28,6 +28,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod plot;
 pub mod preprocess;
+pub mod pwconv;
 
 /// Name of the instruction set the training kernels dispatch to.
 pub fn simd_level_name() -> String {

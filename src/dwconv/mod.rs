@@ -481,7 +481,7 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<Report> {
 /// The value of `outlet` when it is constant: a `Const`, or (before
 /// declutter has folded them) a short chain of ops on constants, such as
 /// the `Cast` tract-onnx puts on a conv bias.
-fn const_value(
+pub(crate) fn const_value(
     model: &TypedModel,
     outlet: OutletId,
     depth: usize,

@@ -10,14 +10,16 @@
 
 use std::arch::aarch64::*;
 
-use super::portable::{MicroKernel, gemm_blocked};
-use super::{AdamStep, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
+use super::portable::{MicroKernel, gemm_blocked, gemm_packed_with, pack_b_with};
+use super::{AdamStep, Epilogue, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
 
 pub(super) fn kernels() -> Kernels {
     Kernels {
         isa: Isa::Neon,
         threads: 1,
         gemm,
+        pack_b: |b| pack_b_with::<NeonKernel>(b),
+        gemm_packed,
         add_row,
         col_sums,
         relu,
@@ -54,6 +56,61 @@ unsafe impl MicroKernel for NeonKernel {
         ldc: usize,
     ) {
         unsafe { tile_8x8(k, alpha, a, b, beta, c, ldc) }
+    }
+
+    const DIRECT_A: bool = true;
+
+    #[inline(always)]
+    unsafe fn tile_direct(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        accumulate: bool,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        unsafe { tile_8x8_direct(k, a, lda, b, accumulate, c, ldc) }
+    }
+}
+
+/// 8×8 with `A` in place (row `i` at `a + i·lda`): `fmla` by a scalar
+/// loaded straight from each activation row.
+#[inline(never)]
+unsafe fn tile_8x8_direct(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    accumulate: bool,
+    c: *mut f32,
+    ldc: usize,
+) {
+    unsafe {
+        let z = vdupq_n_f32(0.0);
+        let mut acc = [[z; 2]; 8];
+        let rows: [*const f32; 8] = std::array::from_fn(|i| a.add(i * lda));
+        let mut bp = b;
+        for p in 0..k {
+            let b0 = vld1q_f32(bp);
+            let b1 = vld1q_f32(bp.add(4));
+            for (row, r) in acc.iter_mut().zip(&rows) {
+                let ai = *r.add(p);
+                row[0] = vfmaq_n_f32(row[0], b0, ai);
+                row[1] = vfmaq_n_f32(row[1], b1, ai);
+            }
+            bp = bp.add(8);
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let cr = c.add(i * ldc);
+            if accumulate {
+                vst1q_f32(cr, vaddq_f32(row[0], vld1q_f32(cr)));
+                vst1q_f32(cr.add(4), vaddq_f32(row[1], vld1q_f32(cr.add(4))));
+            } else {
+                vst1q_f32(cr, row[0]);
+                vst1q_f32(cr.add(4), row[1]);
+            }
+        }
     }
 }
 
@@ -116,6 +173,10 @@ unsafe fn tile_8x8(
 
 fn gemm(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, c: MatMut<'_>) {
     gemm_blocked::<NeonKernel>(alpha, a, b, beta, c)
+}
+
+fn gemm_packed(a: Mat<'_>, b: &[f32], epi: &Epilogue<'_>, mut c: MatMut<'_>) {
+    gemm_packed_with::<NeonKernel>(&a, b, epi, &mut c)
 }
 
 const W: usize = 4;

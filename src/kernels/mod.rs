@@ -435,7 +435,61 @@ impl Default for XentOpts {
     }
 }
 
+/// The right-hand operand of a GEMM packed once for one kernel table's
+/// micro-kernel (the weights of a 1x1 convolution), so that repeated
+/// products never re-pack it. Made by [`Kernels::pack_b`], used by
+/// [`Kernels::gemm_packed`] of a table of the same instruction set.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    isa: Isa,
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    /// Rows of `B` (the depth of the product).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Columns of `B`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// The packed values (layout private to the instruction set).
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+/// What [`Kernels::gemm_packed`] applies to each output element while the
+/// tile is still in registers or L1, in this order:
+/// `c[i, j] = clamp(A·B[i, j] + bias[j], lo, hi) + residual[i, j]`
+/// (a conv's bias, a fused ReLU6, a residual connection).
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    /// One value per column of `C`.
+    pub bias: &'a [f32],
+    pub lo: f32,
+    pub hi: f32,
+    /// `m × n`, row-major with any row stride (unit column stride).
+    pub residual: Option<Mat<'a>>,
+}
+
+impl Epilogue<'_> {
+    /// Applies the epilogue to one value of column `j`; `r` is the residual.
+    #[inline(always)]
+    pub(crate) fn apply(bias: f32, lo: f32, hi: f32, acc: f32, r: f32) -> f32 {
+        (acc + bias).max(lo).min(hi) + r
+    }
+}
+
 pub(crate) type GemmFn = fn(f32, Mat<'_>, Mat<'_>, f32, MatMut<'_>);
+pub(crate) type PackBFn = fn(&Mat<'_>) -> Vec<f32>;
+pub(crate) type GemmPackedFn = fn(Mat<'_>, &[f32], &Epilogue<'_>, MatMut<'_>);
 pub(crate) type AdamFn = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], &AdamStep);
 pub(crate) type XentFn =
     fn(&[f32], usize, &[usize], Option<&[f32]>, XentOpts, &mut [f32], &mut [f32]);
@@ -460,6 +514,8 @@ pub struct Kernels {
     /// Threads a large GEMM or optimiser step may be split across.
     threads: usize,
     gemm: GemmFn,
+    pack_b: PackBFn,
+    gemm_packed: GemmPackedFn,
     add_row: fn(&mut [f32], &[f32]),
     col_sums: fn(&[f32], &mut [f32]),
     relu: fn(&mut [f32]),
@@ -488,6 +544,8 @@ impl Kernels {
             isa: Isa::Scalar,
             threads: 1,
             gemm: scalar::gemm,
+            pack_b: scalar::pack_b,
+            gemm_packed: scalar::gemm_packed,
             add_row: scalar::add_row,
             col_sums: scalar::col_sums,
             relu: scalar::relu,
@@ -507,6 +565,8 @@ impl Kernels {
             isa: Isa::Portable,
             threads: 1,
             gemm: portable::gemm,
+            pack_b: portable::pack_b_full,
+            gemm_packed: portable::gemm_packed,
             add_row: portable::add_row,
             col_sums: portable::col_sums,
             relu: portable::relu,
@@ -706,6 +766,52 @@ impl Kernels {
             beta,
             MatMut::new(c, m, n),
         )
+    }
+
+    /// Packs `B` (`k × n`, any strides) for [`Kernels::gemm_packed`].
+    pub fn pack_b(&self, b: Mat<'_>) -> PackedB {
+        PackedB {
+            isa: self.isa,
+            k: b.rows(),
+            n: b.cols(),
+            data: (self.pack_b)(&b),
+        }
+    }
+
+    /// `C = epilogue(A·B)` with `B` packed by [`Kernels::pack_b`] (see
+    /// [`Epilogue`]): a 1x1 convolution over `m` pixels of `k` channels
+    /// with its bias, clamp and residual add fused. One thread (the
+    /// backbone runs one plan per core).
+    ///
+    /// # Panics
+    /// On a dimension mismatch, a bias that is not `n` long, or `B` packed
+    /// for another instruction set.
+    pub fn gemm_packed(&self, a: Mat<'_>, b: &PackedB, epi: &Epilogue<'_>, c: MatMut<'_>) {
+        assert_eq!(
+            b.isa, self.isa,
+            "gemm_packed: B was packed for {}, this table is {}",
+            b.isa, self.isa
+        );
+        assert!(
+            a.cols() == b.k && a.rows() == c.rows() && b.n == c.cols(),
+            "gemm_packed dimension mismatch: A {}x{} · B {}x{} -> C {}x{}",
+            a.rows(),
+            a.cols(),
+            b.k,
+            b.n,
+            c.rows(),
+            c.cols()
+        );
+        assert_eq!(epi.bias.len(), b.n, "gemm_packed: bias length");
+        if let Some(r) = &epi.residual {
+            assert!(
+                r.rows() == c.rows() && r.cols() == c.cols() && r.col_stride() == 1,
+                "gemm_packed: residual must be a row-major {}x{} matrix",
+                c.rows(),
+                c.cols()
+            );
+        }
+        (self.gemm_packed)(a, &b.data, epi, c)
     }
 
     /// Broadcast-add a row: `c[i, j] += bias[j]` for a row-major matrix with

@@ -17,7 +17,7 @@
 
 use std::cell::RefCell;
 
-use super::{AdamStep, Mat, MatMut, SgdStep, check_gemm_dims, scalar};
+use super::{AdamStep, Epilogue, Mat, MatMut, SgdStep, check_gemm_dims, scalar};
 
 /// A register-blocked GEMM micro-kernel.
 ///
@@ -54,6 +54,30 @@ pub(crate) unsafe trait MicroKernel {
         c: *mut f32,
         ldc: usize,
     );
+
+    /// Whether [`MicroKernel::tile_direct`] is implemented.
+    const DIRECT_A: bool = false;
+
+    /// `C[0..MR, 0..NR] = A·B̃ (+ C when `accumulate`)` with `A` read in
+    /// place: row `i` is the `k` values at `a + i·lda` (a channel-last
+    /// activation tile, no packing), `B̃` a packed micro-panel as for
+    /// [`MicroKernel::tile`]. Only called when [`MicroKernel::DIRECT_A`].
+    ///
+    /// # Safety
+    /// As for [`MicroKernel::tile`], with `a` valid for `MR` rows of `k`
+    /// values at stride `lda`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_direct(
+        _k: usize,
+        _a: *const f32,
+        _lda: usize,
+        _b: *const f32,
+        _accumulate: bool,
+        _c: *mut f32,
+        _ldc: usize,
+    ) {
+        unreachable!("tile_direct without DIRECT_A")
+    }
 
     /// Skinny path for `n <= SKINNY_N` (see [`skinny`]); implementations
     /// override it only to compile the same code with their target features.
@@ -198,6 +222,240 @@ unsafe fn gemm_loops<K: MicroKernel>(
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Packs all of `B` (`k × n`) for [`gemm_packed_with`]: for each `KC`-deep
+/// slice `pc`, its `NR`-column micro-panels, the slice starting at
+/// `pc · n_pad` and panel `jr` of it at `jr · kc` (`n_pad` = `n` rounded up
+/// to `NR`; padding columns are zero).
+pub(crate) fn pack_b_with<K: MicroKernel>(b: &Mat<'_>) -> Vec<f32> {
+    let (k, n) = (b.rows(), b.cols());
+    let n_pad = n.div_ceil(K::NR) * K::NR;
+    let mut out = vec![0.0f32; k * n_pad];
+    if n == 0 {
+        return out;
+    }
+    for pc in (0..k).step_by(K::KC) {
+        let kc = K::KC.min(k - pc);
+        pack_b::<K>(b, pc, kc, 0, n, &mut out[pc * n_pad..(pc + kc) * n_pad]);
+    }
+    out
+}
+
+/// `C = epilogue(A·B)` with `B` packed by [`pack_b_with`] for the same `K`.
+/// Loops: `MC` rows of `A` (packed), `KC` slices, `NR` panels of `B`, `MR`
+/// rows; the epilogue runs on each tile right after its last slice, while
+/// it is still in L1.
+///
+/// `#[inline(always)]` so that a caller compiled with target features
+/// (AVX2, AVX-512) compiles the packing and the epilogue with them too.
+#[inline(always)]
+pub(crate) fn gemm_packed_with<K: MicroKernel>(
+    a: &Mat<'_>,
+    bp: &[f32],
+    epi: &Epilogue<'_>,
+    c: &mut MatMut<'_>,
+) {
+    let (m, n, k) = (c.rows(), c.cols(), a.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let n_pad = n.div_ceil(K::NR) * K::NR;
+    assert!(bp.len() >= k * n_pad, "gemm_packed: packed B too short");
+    let kc_max = K::KC.min(k.max(1));
+    let mc_max = K::MC.min(m.div_ceil(K::MR) * K::MR);
+    let need = (mc_max * kc_max).max(K::MR * kc_max) + ALIGN;
+    let mut run = |buf: &mut Vec<f32>| {
+        if buf.len() < need {
+            buf.resize(need, 0.0);
+        }
+        let off = buf.as_ptr().align_offset(ALIGN * 4).min(ALIGN);
+        let apack = &mut buf[off..off + (mc_max * kc_max).max(K::MR * kc_max)];
+        // SAFETY: dimensions were checked by the caller (`Kernels::gemm_packed`)
+        // and above; the packing buffer is sized for one block.
+        unsafe {
+            if K::DIRECT_A && a.col_stride() == 1 && k > 0 {
+                gemm_direct_loops::<K>(a, bp, n_pad, epi, c, apack)
+            } else {
+                gemm_packed_loops::<K>(a, bp, n_pad, epi, c, apack)
+            }
+        };
+    };
+    PACK_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => run(&mut buf),
+        Err(_) => run(&mut Vec::new()),
+    });
+}
+
+#[inline(always)]
+unsafe fn gemm_packed_loops<K: MicroKernel>(
+    a: &Mat<'_>,
+    bp: &[f32],
+    n_pad: usize,
+    epi: &Epilogue<'_>,
+    c: &mut MatMut<'_>,
+    apack: &mut [f32],
+) {
+    let (m, n, k) = (c.rows(), c.cols(), a.cols());
+    let ldc = c.ld();
+    let cptr = c.as_mut_ptr();
+    let mut tmp = [0.0f32; MAX_TILE];
+    // SAFETY: all offsets stay inside `c` (m × n at ldc), `bp` (k × n_pad)
+    // and `apack` (one MC × KC block).
+    unsafe {
+        for ic in (0..m).step_by(K::MC) {
+            let mc = K::MC.min(m - ic);
+            if k == 0 {
+                for i in ic..ic + mc {
+                    epilogue_row(cptr.add(i * ldc), 0, n, i, epi, true);
+                }
+                continue;
+            }
+            for pc in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - pc);
+                let last = pc + kc == k;
+                let beta = if pc == 0 { 0.0 } else { 1.0 };
+                pack_a::<K>(a, ic, mc, pc, kc, apack);
+                let bslice = bp.as_ptr().add(pc * n_pad);
+                for jr in (0..n).step_by(K::NR) {
+                    let nr = K::NR.min(n - jr);
+                    let bpanel = bslice.add(jr * kc);
+                    for ir in (0..mc).step_by(K::MR) {
+                        let mr = K::MR.min(mc - ir);
+                        let ap = apack.as_ptr().add(ir * kc);
+                        let ctile = cptr.add((ic + ir) * ldc + jr);
+                        if mr == K::MR && nr == K::NR {
+                            K::tile(kc, 1.0, ap, bpanel, beta, ctile, ldc);
+                        } else {
+                            K::tile(kc, 1.0, ap, bpanel, 0.0, tmp.as_mut_ptr(), K::NR);
+                            for i in 0..mr {
+                                for j in 0..nr {
+                                    let dst = &mut *ctile.add(i * ldc + j);
+                                    let v = tmp[i * K::NR + j];
+                                    *dst = if pc == 0 { v } else { v + *dst };
+                                }
+                            }
+                        }
+                        if last {
+                            for i in 0..mr {
+                                epilogue_row(ctile.add(i * ldc), jr, nr, ic + ir + i, epi, false);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// As [`gemm_packed_loops`], with `A` (row-major) read in place by
+/// [`MicroKernel::tile_direct`]: no packing pass over the activations. The
+/// last, partial row tile of a block is copied (zero-padded) into `edge`.
+#[inline(always)]
+unsafe fn gemm_direct_loops<K: MicroKernel>(
+    a: &Mat<'_>,
+    bp: &[f32],
+    n_pad: usize,
+    epi: &Epilogue<'_>,
+    c: &mut MatMut<'_>,
+    edge: &mut [f32],
+) {
+    let (m, n, k) = (c.rows(), c.cols(), a.cols());
+    let (ldc, lda) = (c.ld(), a.row_stride());
+    let cptr = c.as_mut_ptr();
+    let aptr = a.data().as_ptr();
+    let mut tmp = [0.0f32; MAX_TILE];
+    debug_assert!(edge.len() >= K::MR * K::KC.min(k));
+    // SAFETY: all offsets stay inside `c` (m × n at ldc), `a` (m × k at
+    // lda, checked by `Mat`), `bp` (k × n_pad) and `edge` (MR × KC).
+    unsafe {
+        for ic in (0..m).step_by(K::MC) {
+            let mc = K::MC.min(m - ic);
+            let full_rows = mc / K::MR * K::MR;
+            for pc in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - pc);
+                let last = pc + kc == k;
+                let accumulate = pc > 0;
+                if full_rows < mc {
+                    let mr = mc - full_rows;
+                    for i in 0..K::MR {
+                        let dst = &mut edge[i * kc..(i + 1) * kc];
+                        if i < mr {
+                            let src = aptr.add((ic + full_rows + i) * lda + pc);
+                            dst.copy_from_slice(std::slice::from_raw_parts(src, kc));
+                        } else {
+                            dst.fill(0.0);
+                        }
+                    }
+                }
+                let bslice = bp.as_ptr().add(pc * n_pad);
+                for jr in (0..n).step_by(K::NR) {
+                    let nr = K::NR.min(n - jr);
+                    let bpanel = bslice.add(jr * kc);
+                    for ir in (0..mc).step_by(K::MR) {
+                        let mr = K::MR.min(mc - ir);
+                        let (ap, ld) = if mr == K::MR {
+                            (aptr.add((ic + ir) * lda + pc), lda)
+                        } else {
+                            (edge.as_ptr(), kc)
+                        };
+                        let ctile = cptr.add((ic + ir) * ldc + jr);
+                        if mr == K::MR && nr == K::NR {
+                            K::tile_direct(kc, ap, ld, bpanel, accumulate, ctile, ldc);
+                        } else {
+                            K::tile_direct(kc, ap, ld, bpanel, false, tmp.as_mut_ptr(), K::NR);
+                            for i in 0..mr {
+                                for j in 0..nr {
+                                    let dst = &mut *ctile.add(i * ldc + j);
+                                    let v = tmp[i * K::NR + j];
+                                    *dst = if accumulate { v + *dst } else { v };
+                                }
+                            }
+                        }
+                        if last {
+                            for i in 0..mr {
+                                epilogue_row(ctile.add(i * ldc), jr, nr, ic + ir + i, epi, false);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The epilogue on columns `j0..j0+len` of output row `i` at `row`
+/// (`row` points at column `j0`); `zero` when no product was accumulated
+/// (`k == 0`).
+#[inline(always)]
+unsafe fn epilogue_row(
+    row: *mut f32,
+    j0: usize,
+    len: usize,
+    i: usize,
+    epi: &Epilogue<'_>,
+    zero: bool,
+) {
+    // SAFETY: the caller passes a row segment inside `C`.
+    let out = unsafe { std::slice::from_raw_parts_mut(row, len) };
+    let bias = &epi.bias[j0..j0 + len];
+    let (lo, hi) = (epi.lo, epi.hi);
+    if zero {
+        out.fill(0.0);
+    }
+    match &epi.residual {
+        None => {
+            for (o, &b) in out.iter_mut().zip(bias) {
+                *o = Epilogue::apply(b, lo, hi, *o, 0.0);
+            }
+        }
+        Some(r) => {
+            let res = &r.data()[i * r.row_stride() + j0..][..len];
+            for ((o, &b), &rv) in out.iter_mut().zip(bias).zip(res) {
+                *o = Epilogue::apply(b, lo, hi, *o, rv);
             }
         }
     }
@@ -477,6 +735,16 @@ unsafe impl MicroKernel for PortableKernel {
 /// Blocked GEMM with the portable micro-kernel.
 pub fn gemm(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, c: MatMut<'_>) {
     gemm_blocked::<PortableKernel>(alpha, a, b, beta, c)
+}
+
+/// Packs `B` for the portable micro-kernel.
+pub fn pack_b_full(b: &Mat<'_>) -> Vec<f32> {
+    pack_b_with::<PortableKernel>(b)
+}
+
+/// Pre-packed GEMM with fused epilogue, portable micro-kernel.
+pub fn gemm_packed(a: Mat<'_>, b: &[f32], epi: &Epilogue<'_>, mut c: MatMut<'_>) {
+    gemm_packed_with::<PortableKernel>(&a, b, epi, &mut c)
 }
 
 /// `c[i, j] += bias[j]` (the reference loop vectorises as is).

@@ -5,7 +5,7 @@
 //! methods on [`super::Kernels`]). They are also a complete runtime path
 //! (`EDGETUNE_KERNELS=scalar`).
 
-use super::{AdamStep, Mat, MatMut, SgdStep, XentOpts, check_gemm_dims};
+use super::{AdamStep, Epilogue, Mat, MatMut, SgdStep, XentOpts, check_gemm_dims};
 
 /// Reference GEMM `C = alpha·A·B + beta·C` (`C` not read when `beta == 0`):
 /// one f32 dot product per output element, accumulated in order of `k`.
@@ -25,6 +25,33 @@ pub fn gemm(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, mut c: MatMut<'_>) {
             } else {
                 alpha * acc + beta * *out
             };
+        }
+    }
+}
+
+/// The reference "packing": `B` row-major, as is.
+pub fn pack_b(b: &Mat<'_>) -> Vec<f32> {
+    let mut out = Vec::with_capacity(b.rows() * b.cols());
+    for p in 0..b.rows() {
+        for j in 0..b.cols() {
+            out.push(b.get(p, j));
+        }
+    }
+    out
+}
+
+/// `C = epilogue(A·B)` with `b` from [`pack_b`] (`k × n` row-major).
+pub fn gemm_packed(a: Mat<'_>, b: &[f32], epi: &Epilogue<'_>, mut c: MatMut<'_>) {
+    let (m, n, k) = (c.rows(), c.cols(), a.cols());
+    for i in 0..m {
+        let row = c.row_mut(i);
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for p in 0..k {
+                acc += a.get(i, p) * b[p * n + j];
+            }
+            let r = epi.residual.map_or(0.0, |r| r.get(i, j));
+            row[j] = Epilogue::apply(epi.bias[j], epi.lo, epi.hi, acc, r);
         }
     }
 }

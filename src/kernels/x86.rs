@@ -14,14 +14,16 @@
 
 use std::arch::x86_64::*;
 
-use super::portable::{MicroKernel, gemm_blocked, skinny};
-use super::{AdamStep, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
+use super::portable::{MicroKernel, gemm_blocked, gemm_packed_with, pack_b_with, skinny};
+use super::{AdamStep, Epilogue, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
 
 pub(super) fn kernels() -> Kernels {
     Kernels {
         isa: Isa::Avx2Fma,
         threads: 1,
         gemm,
+        pack_b: |b| pack_b_with::<Avx2Kernel>(b),
+        gemm_packed: gemm_packed_avx2,
         add_row,
         col_sums,
         relu,
@@ -40,6 +42,8 @@ pub(super) fn kernels_avx512() -> Kernels {
     Kernels {
         isa: Isa::Avx512,
         gemm: gemm_avx512,
+        pack_b: |b| pack_b_with::<Avx512Kernel>(b),
+        gemm_packed: gemm_packed_avx512,
         ..kernels()
     }
 }
@@ -67,6 +71,21 @@ unsafe impl MicroKernel for Avx512Kernel {
         unsafe { tile_12x32(k, alpha, a, b, beta, c, ldc) }
     }
 
+    const DIRECT_A: bool = true;
+
+    #[inline(always)]
+    unsafe fn tile_direct(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        accumulate: bool,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        unsafe { tile_12x32_direct(k, a, lda, b, accumulate, c, ldc) }
+    }
+
     #[inline(always)]
     unsafe fn skinny(
         alpha: f32,
@@ -77,6 +96,48 @@ unsafe impl MicroKernel for Avx512Kernel {
         buf: &mut [f32],
     ) {
         unsafe { skinny_avx2(alpha, a, b, beta, c, buf) }
+    }
+}
+
+/// 12×32 with `A` in place (row `i` at `a + i·lda`): per `p`, two `B`
+/// vectors and twelve broadcasts straight from the activation rows.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile_12x32_direct(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    accumulate: bool,
+    c: *mut f32,
+    ldc: usize,
+) {
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; 12];
+        let rows: [*const f32; 12] = std::array::from_fn(|i| a.add(i * lda));
+        let mut bp = b;
+        for p in 0..k {
+            let b0 = _mm512_loadu_ps(bp);
+            let b1 = _mm512_loadu_ps(bp.add(16));
+            for (row, r) in acc.iter_mut().zip(&rows) {
+                let ai = _mm512_set1_ps(*r.add(p));
+                row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+            }
+            bp = bp.add(32);
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let cr = c.add(i * ldc);
+            if accumulate {
+                _mm512_storeu_ps(cr, _mm512_add_ps(row[0], _mm512_loadu_ps(cr)));
+                _mm512_storeu_ps(
+                    cr.add(16),
+                    _mm512_add_ps(row[1], _mm512_loadu_ps(cr.add(16))),
+                );
+            } else {
+                _mm512_storeu_ps(cr, row[0]);
+                _mm512_storeu_ps(cr.add(16), row[1]);
+            }
+        }
     }
 }
 
@@ -127,6 +188,27 @@ fn gemm_avx512(alpha: f32, a: Mat<'_>, b: Mat<'_>, beta: f32, c: MatMut<'_>) {
     gemm_blocked::<Avx512Kernel>(alpha, a, b, beta, c)
 }
 
+fn gemm_packed_avx512(a: Mat<'_>, b: &[f32], epi: &Epilogue<'_>, mut c: MatMut<'_>) {
+    // SAFETY: reachable only through `kernels_avx512()` (features detected).
+    unsafe { gemm_packed_avx512_impl(&a, b, epi, &mut c) }
+}
+
+/// The driver, packing and epilogue compiled with AVX-512.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemm_packed_avx512_impl(a: &Mat<'_>, b: &[f32], epi: &Epilogue<'_>, c: &mut MatMut<'_>) {
+    gemm_packed_with::<Avx512Kernel>(a, b, epi, c)
+}
+
+fn gemm_packed_avx2(a: Mat<'_>, b: &[f32], epi: &Epilogue<'_>, mut c: MatMut<'_>) {
+    // SAFETY: reachable only through `kernels()` (features detected).
+    unsafe { gemm_packed_avx2_impl(&a, b, epi, &mut c) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_packed_avx2_impl(a: &Mat<'_>, b: &[f32], epi: &Epilogue<'_>, c: &mut MatMut<'_>) {
+    gemm_packed_with::<Avx2Kernel>(a, b, epi, c)
+}
+
 struct Avx2Kernel;
 
 // SAFETY: only used through `kernels()`, after feature detection.
@@ -150,6 +232,21 @@ unsafe impl MicroKernel for Avx2Kernel {
         unsafe { tile_6x16(k, alpha, a, b, beta, c, ldc) }
     }
 
+    const DIRECT_A: bool = true;
+
+    #[inline(always)]
+    unsafe fn tile_direct(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        accumulate: bool,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        unsafe { tile_6x16_direct(k, a, lda, b, accumulate, c, ldc) }
+    }
+
     #[inline(always)]
     unsafe fn skinny(
         alpha: f32,
@@ -160,6 +257,44 @@ unsafe impl MicroKernel for Avx2Kernel {
         buf: &mut [f32],
     ) {
         unsafe { skinny_avx2(alpha, a, b, beta, c, buf) }
+    }
+}
+
+/// 6×16 with `A` in place (row `i` at `a + i·lda`).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_6x16_direct(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    accumulate: bool,
+    c: *mut f32,
+    ldc: usize,
+) {
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+        let rows: [*const f32; 6] = std::array::from_fn(|i| a.add(i * lda));
+        let mut bp = b;
+        for p in 0..k {
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            for (row, r) in acc.iter_mut().zip(&rows) {
+                let ai = _mm256_broadcast_ss(&*r.add(p));
+                row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+            }
+            bp = bp.add(16);
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let cr = c.add(i * ldc);
+            if accumulate {
+                _mm256_storeu_ps(cr, _mm256_add_ps(row[0], _mm256_loadu_ps(cr)));
+                _mm256_storeu_ps(cr.add(8), _mm256_add_ps(row[1], _mm256_loadu_ps(cr.add(8))));
+            } else {
+                _mm256_storeu_ps(cr, row[0]);
+                _mm256_storeu_ps(cr.add(8), row[1]);
+            }
+        }
     }
 }
 
