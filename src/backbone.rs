@@ -229,6 +229,8 @@ fn build_plan(m: &Manifest, path: &Path, with_logits: bool) -> Result<Plan> {
         .and_then(crate::dwconv::fuse_depthwise)
         // hand-written NHWC 1x1 conv + bias + ReLU6 + residual (EDGETUNE_PWCONV=0: off)
         .and_then(crate::pwconv::fuse_pointwise)
+        // hand-written stem conv: im2col + GEMM + bias + ReLU6 (EDGETUNE_STEMCONV=0: off)
+        .and_then(crate::stemconv::fuse_stem)
         .and_then(channel_last_convs)
         .and_then(|m| m.into_decluttered())
         .and_then(|m| m.into_optimized())

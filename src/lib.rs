@@ -20,6 +20,7 @@ pub mod device;
 pub mod doctor;
 pub mod dwconv;
 pub mod extract;
+pub mod fusion;
 pub mod head;
 pub mod headfile;
 pub mod install;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod plot;
 pub mod preprocess;
 pub mod pwconv;
+pub mod stemconv;
 
 /// Name of the instruction set the training kernels dispatch to.
 pub fn simd_level_name() -> String {

@@ -30,10 +30,10 @@ use std::sync::OnceLock;
 use anyhow::{Context as _, ensure};
 
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
-use tract_onnx::tract_core::ops::math::{Add, Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use crate::fusion::{self, Follow};
 
 use crate::kernels::{Epilogue, Isa, Kernels, Mat, MatMut, PackedB};
 
@@ -263,89 +263,21 @@ impl TypedOp for PwConv {
         if self.residual {
             return Ok(None);
         }
-        let outputs = model.output_outlets()?;
-        let Some(mut succ) = model.single_succ(node.id)? else {
+        let Some(f) = fusion::next(model, node, (self.lo, self.hi), true)? else {
             return Ok(None);
         };
-        if outputs.contains(&OutletId::new(node.id, 0)) {
-            return Ok(None);
-        }
-        let mut between = None;
-        if let Some(axis) = succ.op_as::<AxisOp>() {
-            if outputs.contains(&OutletId::new(succ.id, 0)) {
-                return Ok(None);
-            }
-            let Some(next) = model.single_succ(succ.id)? else {
-                return Ok(None);
-            };
-            between = Some((succ, axis.clone()));
-            succ = next;
-        }
-        let prev = OutletId::new(between.as_ref().map(|b| b.0.id).unwrap_or(node.id), 0);
-        let Some(bin) = succ.op_as::<TypedBinOp>() else {
-            return Ok(None);
+        let op = match f.follow {
+            Follow::Clamp { lo, hi } => PwConv {
+                lo,
+                hi,
+                ..self.clone()
+            },
+            Follow::Residual(_) => PwConv {
+                residual: true,
+                ..self.clone()
+            },
         };
-        if bin.1.is_some() || succ.inputs.len() != 2 {
-            return Ok(None);
-        }
-        let Some(mine) = succ.inputs.iter().position(|i| *i == prev) else {
-            return Ok(None);
-        };
-        let other_outlet = succ.inputs[1 - mine];
-        if other_outlet == prev {
-            return Ok(None);
-        }
-        let out = model.outlet_fact(succ.id.into())?;
-        let prev_fact = model.outlet_fact(prev)?;
-        if out.datum_type != f32::datum_type() || out.shape != prev_fact.shape {
-            return Ok(None);
-        }
-        let other = model.outlet_fact(other_outlet)?;
-        let mut op = self.clone();
-        let mut residual_in = None;
-        if let Some(k) = other.konst.as_ref() {
-            if k.len() != 1
-                || k.datum_type() != f32::datum_type()
-                || other.rank() > prev_fact.rank()
-            {
-                return Ok(None);
-            }
-            let v = k.cast_to_scalar::<f32>()?;
-            if v.is_nan() {
-                return Ok(None);
-            }
-            if bin.0.is::<Max>() && op.hi == f32::INFINITY {
-                op.lo = op.lo.max(v);
-            } else if bin.0.is::<Min>() {
-                op.hi = op.hi.min(v);
-            } else {
-                return Ok(None);
-            }
-        } else if bin.0.is::<Add>() {
-            if other.datum_type != f32::datum_type() || other.shape != prev_fact.shape {
-                return Ok(None);
-            }
-            op.residual = true;
-            residual_in = Some(other_outlet);
-        } else {
-            return Ok(None);
-        }
-        let mut patch = TypedModelPatch::new(format!("pwconv fuse {}", succ.name));
-        let mut inputs = patch.taps(model, &node.inputs)?;
-        if let Some(r) = residual_in {
-            // the residual in the op's own (channel-last) axes
-            let mut r = patch.tap_model(model, r)?;
-            if let Some((b, axis)) = &between {
-                r = patch.wire_node(format!("{}.residual", b.name), axis.recip(), &[r])?[0];
-            }
-            inputs.push(r);
-        }
-        let mut y = patch.wire_node(&node.name, op, &inputs)?;
-        if let Some((b, axis)) = &between {
-            y = patch.wire_node(&b.name, axis.clone(), &y)?;
-        }
-        patch.shunt_outside(model, succ.id.into(), y[0])?;
-        Ok(Some(patch))
+        f.patch(model, node, op).map(Some)
     }
 
     as_op!();
