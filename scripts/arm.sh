@@ -76,10 +76,14 @@ test_args() {
   echo "${a[@]}"
 }
 
+# aarch64 also runs the backbone's 1x1-conv GEMM (NEON direct-A kernel)
+# against the scalar reference and MobileNetV2 with it against ORT.
+extra_sets() { [ "$1" = "$A64" ] && echo --test pwconv; true; }
+
 run_tests() { # target [extra cargo args...]
   local t=$1; shift
   # shellcheck disable=SC2046
-  cargo test --locked --target "$t" "$@" $(cargs "$t") "${EXTRA[@]}" $(test_args)
+  cargo test --locked --target "$t" "$@" $(cargs "$t") "${EXTRA[@]}" $(test_args) $(extra_sets "$t")
   # one backbone inference against the ONNX Runtime reference features
   cargo test --locked --target "$t" "$@" $(cargs "$t") "${EXTRA[@]}" --test backbone -- --exact reference_input_gives_reference_features
 }
@@ -87,7 +91,7 @@ run_tests() { # target [extra cargo args...]
 cmd_test() {
   for t in "$@"; do
     phase "build tests for $t"
-    cargo test --locked --target "$t" $(cargs "$t") "${EXTRA[@]}" $(test_args) --test backbone --no-run
+    cargo test --locked --target "$t" $(cargs "$t") "${EXTRA[@]}" $(test_args) $(extra_sets "$t") --test backbone --no-run
     done_phase "build $t"
     phase "tests under $(runner "$t" | cut -d' ' -f1) for $t"
     run_tests "$t"

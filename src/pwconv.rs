@@ -22,7 +22,7 @@
 //! move-back; the moves cancel against the neighbouring convs' in
 //! declutter, and the op's `declutter` swallows a following scalar
 //! `Max`/`Min` (ReLU6) and then an `Add` of a same-shaped tensor (the
-//! residual). On by default where a SIMD micro-kernel exists (see
+//! residual). On by default where it was measured faster (see
 //! [`enabled`]).
 
 use std::sync::OnceLock;
@@ -290,11 +290,12 @@ pub struct Report {
     pub replaced: usize,
 }
 
-/// Whether the rewrite is on. By default only where edgetune has a SIMD
-/// micro-kernel (AVX2, AVX-512, NEON): elsewhere (armv7, ARMv6) tract's
-/// hand-written assembly kernels are the faster choice. `EDGETUNE_PWCONV=1`
-/// forces it on, `EDGETUNE_PWCONV=0` off; `EDGETUNE_TRACT_NHWC=0` turns it
-/// off too (the op is channel-last).
+/// Whether the rewrite is on. By default where it was measured faster
+/// than tract's own kernels: x86_64 with AVX2 or AVX-512 (BENCHMARKS.md).
+/// On aarch64 the NEON kernel is tested (under qemu) but not yet timed on
+/// a board against tract's assembly, so it is opt-in there, as on armv7
+/// (portable kernels). `EDGETUNE_PWCONV=1` forces it on, `=0` off;
+/// `EDGETUNE_TRACT_NHWC=0` turns it off too (the op is channel-last).
 pub fn enabled() -> bool {
     let var = |v: &str| std::env::var(v).ok();
     if var("EDGETUNE_TRACT_NHWC").is_some_and(|v| v == "0") {
@@ -303,7 +304,7 @@ pub fn enabled() -> bool {
     match var("EDGETUNE_PWCONV").as_deref() {
         Some("0") => false,
         Some("1") => true,
-        _ => matches!(kernels().isa(), Isa::Avx2Fma | Isa::Avx512 | Isa::Neon),
+        _ => matches!(kernels().isa(), Isa::Avx2Fma | Isa::Avx512),
     }
 }
 

@@ -41,7 +41,7 @@ fn every_packed_gemm_matches_the_scalar_reference() {
     for &m in &[1, 3, 7, 12, 13, 50, 121, 250] {
         for &k in &[1, 3, 16, 17, 255, 256, 257, 520] {
             for &n in &[1, 5, 16, 17, 33, 96, 100] {
-                if m * k * n > 4_000_000 {
+                if m * k * n > 1_000_000 {
                     continue;
                 }
                 let a = random(&mut rng, m * k);
