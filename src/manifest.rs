@@ -193,7 +193,9 @@ impl Manifest {
     /// change to any of these can never serve stale features.
     pub fn fingerprint(&self, model_sha256: &str) -> String {
         let mut h = Sha256::new();
-        h.update(b"edgetune-backbone-v1\0");
+        // v2: crop + resize by fast_image_resize (pixels may differ by one
+        // level from v1's `image` resize, so v1 features are not reused)
+        h.update(b"edgetune-backbone-v2\0");
         h.update(model_sha256.as_bytes());
         let canonical = serde_json::json!({
             "input": self.input,

@@ -4,7 +4,9 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageReader, Limits, RgbImage, imageops::FilterType};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageReader, Limits, RgbImage};
 use ndarray::{Array4, ArrayViewMut3, s};
 
 use crate::manifest::{Layout, Manifest, ResizeFilter};
@@ -81,40 +83,65 @@ pub fn decode_file(path: &Path) -> Result<DynamicImage, ImageError> {
     decode(&bytes)
 }
 
-/// Central crop keeping `fraction` of each side, as TensorFlow's
+/// The central crop keeping `fraction` of each side, as TensorFlow's
 /// `central_crop`: the offset is rounded down, the size is what remains.
-pub fn central_crop(img: &RgbImage, fraction: f32) -> RgbImage {
+/// Returns `(x0, y0, width, height)`.
+pub fn central_crop_box(w: u32, h: u32, fraction: f32) -> (u32, u32, u32, u32) {
     if fraction >= 1.0 {
-        return img.clone();
+        return (0, 0, w, h);
     }
-    let (w, h) = img.dimensions();
     let off = |side: u32| ((side as f64 - side as f64 * fraction as f64) / 2.0) as u32;
     let (x0, y0) = (off(w), off(h));
-    let (cw, ch) = ((w - 2 * x0).max(1), (h - 2 * y0).max(1));
+    (x0, y0, (w - 2 * x0).max(1), (h - 2 * y0).max(1))
+}
+
+/// The central crop as an image (see [`central_crop_box`]).
+pub fn central_crop(img: &RgbImage, fraction: f32) -> RgbImage {
+    let (x0, y0, cw, ch) = central_crop_box(img.width(), img.height(), fraction);
     image::imageops::crop_imm(img, x0, y0, cw, ch).to_image()
 }
 
-fn filter(f: ResizeFilter) -> FilterType {
+fn resize_alg(f: ResizeFilter) -> ResizeAlg {
     match f {
-        ResizeFilter::Nearest => FilterType::Nearest,
-        ResizeFilter::Bilinear => FilterType::Triangle,
-        ResizeFilter::Bicubic => FilterType::CatmullRom,
+        ResizeFilter::Nearest => ResizeAlg::Nearest,
+        ResizeFilter::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
+        ResizeFilter::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
     }
 }
 
-/// Crop and resize to the model's input size, as 8-bit RGB.
+/// Crop and resize to the model's input size, as 8-bit RGB. The crop is
+/// folded into the resize (no copy of the cropped region) and the resize is
+/// `fast_image_resize`'s SIMD convolution: bilinear with its support
+/// widened by the scale factor when downscaling, as Pillow's `BILINEAR`.
 pub fn to_model_rgb(img: &DynamicImage, m: &Manifest) -> RgbImage {
-    let rgb = img.to_rgb8();
-    let cropped = central_crop(&rgb, m.preprocess.crop_fraction);
-    if cropped.dimensions() == (m.width as u32, m.height as u32) {
-        return cropped;
+    let converted;
+    let rgb = match img.as_rgb8() {
+        Some(rgb) => rgb,
+        None => {
+            converted = img.to_rgb8();
+            &converted
+        }
+    };
+    let (w, h) = rgb.dimensions();
+    let (x0, y0, cw, ch) = central_crop_box(w, h, m.preprocess.crop_fraction);
+    let (tw, th) = (m.width as u32, m.height as u32);
+    if (cw, ch) == (tw, th) {
+        return image::imageops::crop_imm(rgb, x0, y0, cw, ch).to_image();
     }
-    image::imageops::resize(
-        &cropped,
-        m.width as u32,
-        m.height as u32,
-        filter(m.preprocess.resize),
-    )
+    thread_local! {
+        // keeps its convolution buffers between images
+        static RESIZER: std::cell::RefCell<Resizer> = std::cell::RefCell::new(Resizer::new());
+    }
+    let src =
+        ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).expect("an RgbImage's buffer fits");
+    let mut dst = Image::new(tw, th, PixelType::U8x3);
+    let options = ResizeOptions::new()
+        .resize_alg(resize_alg(m.preprocess.resize))
+        .crop(x0 as f64, y0 as f64, cw as f64, ch as f64);
+    RESIZER
+        .with_borrow_mut(|r| r.resize(&src, &mut dst, &options))
+        .expect("same pixel type, crop inside the image");
+    RgbImage::from_raw(tw, th, dst.into_vec()).expect("the buffer is tw x th x 3")
 }
 
 /// Writes the normalised image into one batch slot of an input tensor.
