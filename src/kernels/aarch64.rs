@@ -10,7 +10,7 @@
 
 use std::arch::aarch64::*;
 
-use super::portable::{MicroKernel, gemm_blocked, gemm_packed_with, pack_b_with};
+use super::portable::{MicroKernel, TileEpilogue, gemm_blocked, gemm_packed_with, pack_b_with};
 use super::{AdamStep, Epilogue, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
 
 pub(super) fn kernels() -> Kernels {
@@ -69,14 +69,16 @@ unsafe impl MicroKernel for NeonKernel {
         accumulate: bool,
         c: *mut f32,
         ldc: usize,
+        epi: Option<&TileEpilogue>,
     ) {
-        unsafe { tile_8x8_direct(k, a, lda, b, accumulate, c, ldc) }
+        unsafe { tile_8x8_direct(k, a, lda, b, accumulate, c, ldc, epi) }
     }
 }
 
 /// 8×8 with `A` in place (row `i` at `a + i·lda`): `fmla` by a scalar
 /// loaded straight from each activation row.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_8x8_direct(
     k: usize,
     a: *const f32,
@@ -85,6 +87,7 @@ unsafe fn tile_8x8_direct(
     accumulate: bool,
     c: *mut f32,
     ldc: usize,
+    epi: Option<&TileEpilogue>,
 ) {
     unsafe {
         let z = vdupq_n_f32(0.0);
@@ -101,15 +104,29 @@ unsafe fn tile_8x8_direct(
             }
             bp = bp.add(8);
         }
+        let epi = epi.map(|e| {
+            let (lo, hi) = (vdupq_n_f32(e.lo), vdupq_n_f32(e.hi));
+            (e, lo, hi, vld1q_f32(e.bias), vld1q_f32(e.bias.add(4)))
+        });
         for (i, row) in acc.iter().enumerate() {
             let cr = c.add(i * ldc);
+            let (mut x0, mut x1) = (row[0], row[1]);
             if accumulate {
-                vst1q_f32(cr, vaddq_f32(row[0], vld1q_f32(cr)));
-                vst1q_f32(cr.add(4), vaddq_f32(row[1], vld1q_f32(cr.add(4))));
-            } else {
-                vst1q_f32(cr, row[0]);
-                vst1q_f32(cr.add(4), row[1]);
+                x0 = vaddq_f32(x0, vld1q_f32(cr));
+                x1 = vaddq_f32(x1, vld1q_f32(cr.add(4)));
             }
+            if let Some((e, lo, hi, b0, b1)) = epi {
+                // vmaxnmq/vminnmq: the non-NaN operand, as f32::max/min
+                x0 = vminnmq_f32(vmaxnmq_f32(vaddq_f32(x0, b0), lo), hi);
+                x1 = vminnmq_f32(vmaxnmq_f32(vaddq_f32(x1, b1), lo), hi);
+                if !e.res.is_null() {
+                    let r = e.res.add(i * e.ldr);
+                    x0 = vaddq_f32(x0, vld1q_f32(r));
+                    x1 = vaddq_f32(x1, vld1q_f32(r.add(4)));
+                }
+            }
+            vst1q_f32(cr, x0);
+            vst1q_f32(cr.add(4), x1);
         }
     }
 }

@@ -61,11 +61,13 @@ pub(crate) unsafe trait MicroKernel {
     /// `C[0..MR, 0..NR] = A·B̃ (+ C when `accumulate`)` with `A` read in
     /// place: row `i` is the `k` values at `a + i·lda` (a channel-last
     /// activation tile, no packing), `B̃` a packed micro-panel as for
-    /// [`MicroKernel::tile`]. Only called when [`MicroKernel::DIRECT_A`].
+    /// [`MicroKernel::tile`]; then, with `epi`, the epilogue in registers
+    /// before the one store. Only called when [`MicroKernel::DIRECT_A`].
     ///
     /// # Safety
     /// As for [`MicroKernel::tile`], with `a` valid for `MR` rows of `k`
-    /// values at stride `lda`.
+    /// values at stride `lda`, and `epi`'s pointers valid for `NR` bias
+    /// values and `MR` residual rows of `NR` values.
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile_direct(
         _k: usize,
@@ -75,6 +77,7 @@ pub(crate) unsafe trait MicroKernel {
         _accumulate: bool,
         _c: *mut f32,
         _ldc: usize,
+        _epi: Option<&TileEpilogue>,
     ) {
         unreachable!("tile_direct without DIRECT_A")
     }
@@ -95,6 +98,18 @@ pub(crate) unsafe trait MicroKernel {
     ) {
         skinny(alpha, a, b, beta, c, buf)
     }
+}
+
+/// An [`Epilogue`] narrowed to one full tile, for the micro-kernel to apply
+/// in registers: `c = clamp(acc + bias[j], lo, hi) + res[i·ldr + j]`.
+pub(crate) struct TileEpilogue {
+    /// The tile's `NR` bias values.
+    pub bias: *const f32,
+    pub lo: f32,
+    pub hi: f32,
+    /// The tile's residual rows (null: none), `ldr` apart.
+    pub res: *const f32,
+    pub ldr: usize,
 }
 
 /// Largest `MR·NR` of any micro-kernel (size of the edge scratch tile).
@@ -404,15 +419,25 @@ unsafe fn gemm_direct_loops<K: MicroKernel>(
                         };
                         let ctile = cptr.add((ic + ir) * ldc + jr);
                         if mr == K::MR && nr == K::NR {
-                            K::tile_direct(kc, ap, ld, bpanel, accumulate, ctile, ldc);
-                        } else {
-                            K::tile_direct(kc, ap, ld, bpanel, false, tmp.as_mut_ptr(), K::NR);
-                            for i in 0..mr {
-                                for j in 0..nr {
-                                    let dst = &mut *ctile.add(i * ldc + j);
-                                    let v = tmp[i * K::NR + j];
-                                    *dst = if accumulate { v + *dst } else { v };
-                                }
+                            // a full tile: the epilogue in registers
+                            let te = last.then(|| TileEpilogue {
+                                bias: epi.bias.as_ptr().add(jr),
+                                lo: epi.lo,
+                                hi: epi.hi,
+                                res: epi.residual.as_ref().map_or(std::ptr::null(), |r| {
+                                    r.data().as_ptr().add((ic + ir) * r.row_stride() + jr)
+                                }),
+                                ldr: epi.residual.as_ref().map_or(0, |r| r.row_stride()),
+                            });
+                            K::tile_direct(kc, ap, ld, bpanel, accumulate, ctile, ldc, te.as_ref());
+                            continue;
+                        }
+                        K::tile_direct(kc, ap, ld, bpanel, false, tmp.as_mut_ptr(), K::NR, None);
+                        for i in 0..mr {
+                            for j in 0..nr {
+                                let dst = &mut *ctile.add(i * ldc + j);
+                                let v = tmp[i * K::NR + j];
+                                *dst = if accumulate { v + *dst } else { v };
                             }
                         }
                         if last {

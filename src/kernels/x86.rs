@@ -14,7 +14,9 @@
 
 use std::arch::x86_64::*;
 
-use super::portable::{MicroKernel, gemm_blocked, gemm_packed_with, pack_b_with, skinny};
+use super::portable::{
+    MicroKernel, TileEpilogue, gemm_blocked, gemm_packed_with, pack_b_with, skinny,
+};
 use super::{AdamStep, Epilogue, Isa, Kernels, Mat, MatMut, SgdStep, scalar};
 
 pub(super) fn kernels() -> Kernels {
@@ -82,8 +84,9 @@ unsafe impl MicroKernel for Avx512Kernel {
         accumulate: bool,
         c: *mut f32,
         ldc: usize,
+        epi: Option<&TileEpilogue>,
     ) {
-        unsafe { tile_12x32_direct(k, a, lda, b, accumulate, c, ldc) }
+        unsafe { tile_12x32_direct(k, a, lda, b, accumulate, c, ldc, epi) }
     }
 
     #[inline(always)]
@@ -102,6 +105,7 @@ unsafe impl MicroKernel for Avx512Kernel {
 /// 12×32 with `A` in place (row `i` at `a + i·lda`): per `p`, two `B`
 /// vectors and twelve broadcasts straight from the activation rows.
 #[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_12x32_direct(
     k: usize,
     a: *const f32,
@@ -110,6 +114,7 @@ unsafe fn tile_12x32_direct(
     accumulate: bool,
     c: *mut f32,
     ldc: usize,
+    epi: Option<&TileEpilogue>,
 ) {
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; 12];
@@ -125,18 +130,34 @@ unsafe fn tile_12x32_direct(
             }
             bp = bp.add(32);
         }
+        let epi = epi.map(|e| {
+            let (lo, hi) = (_mm512_set1_ps(e.lo), _mm512_set1_ps(e.hi));
+            (
+                e,
+                lo,
+                hi,
+                _mm512_loadu_ps(e.bias),
+                _mm512_loadu_ps(e.bias.add(16)),
+            )
+        });
         for (i, row) in acc.iter().enumerate() {
             let cr = c.add(i * ldc);
+            let (mut x0, mut x1) = (row[0], row[1]);
             if accumulate {
-                _mm512_storeu_ps(cr, _mm512_add_ps(row[0], _mm512_loadu_ps(cr)));
-                _mm512_storeu_ps(
-                    cr.add(16),
-                    _mm512_add_ps(row[1], _mm512_loadu_ps(cr.add(16))),
-                );
-            } else {
-                _mm512_storeu_ps(cr, row[0]);
-                _mm512_storeu_ps(cr.add(16), row[1]);
+                x0 = _mm512_add_ps(x0, _mm512_loadu_ps(cr));
+                x1 = _mm512_add_ps(x1, _mm512_loadu_ps(cr.add(16)));
             }
+            if let Some((e, lo, hi, b0, b1)) = epi {
+                x0 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(x0, b0), lo), hi);
+                x1 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(x1, b1), lo), hi);
+                if !e.res.is_null() {
+                    let r = e.res.add(i * e.ldr);
+                    x0 = _mm512_add_ps(x0, _mm512_loadu_ps(r));
+                    x1 = _mm512_add_ps(x1, _mm512_loadu_ps(r.add(16)));
+                }
+            }
+            _mm512_storeu_ps(cr, x0);
+            _mm512_storeu_ps(cr.add(16), x1);
         }
     }
 }
@@ -243,8 +264,9 @@ unsafe impl MicroKernel for Avx2Kernel {
         accumulate: bool,
         c: *mut f32,
         ldc: usize,
+        epi: Option<&TileEpilogue>,
     ) {
-        unsafe { tile_6x16_direct(k, a, lda, b, accumulate, c, ldc) }
+        unsafe { tile_6x16_direct(k, a, lda, b, accumulate, c, ldc, epi) }
     }
 
     #[inline(always)]
@@ -262,6 +284,7 @@ unsafe impl MicroKernel for Avx2Kernel {
 
 /// 6×16 with `A` in place (row `i` at `a + i·lda`).
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_6x16_direct(
     k: usize,
     a: *const f32,
@@ -270,6 +293,7 @@ unsafe fn tile_6x16_direct(
     accumulate: bool,
     c: *mut f32,
     ldc: usize,
+    epi: Option<&TileEpilogue>,
 ) {
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; 6];
@@ -285,15 +309,34 @@ unsafe fn tile_6x16_direct(
             }
             bp = bp.add(16);
         }
+        let epi = epi.map(|e| {
+            let (lo, hi) = (_mm256_set1_ps(e.lo), _mm256_set1_ps(e.hi));
+            (
+                e,
+                lo,
+                hi,
+                _mm256_loadu_ps(e.bias),
+                _mm256_loadu_ps(e.bias.add(8)),
+            )
+        });
         for (i, row) in acc.iter().enumerate() {
             let cr = c.add(i * ldc);
+            let (mut x0, mut x1) = (row[0], row[1]);
             if accumulate {
-                _mm256_storeu_ps(cr, _mm256_add_ps(row[0], _mm256_loadu_ps(cr)));
-                _mm256_storeu_ps(cr.add(8), _mm256_add_ps(row[1], _mm256_loadu_ps(cr.add(8))));
-            } else {
-                _mm256_storeu_ps(cr, row[0]);
-                _mm256_storeu_ps(cr.add(8), row[1]);
+                x0 = _mm256_add_ps(x0, _mm256_loadu_ps(cr));
+                x1 = _mm256_add_ps(x1, _mm256_loadu_ps(cr.add(8)));
             }
+            if let Some((e, lo, hi, b0, b1)) = epi {
+                x0 = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(x0, b0), lo), hi);
+                x1 = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(x1, b1), lo), hi);
+                if !e.res.is_null() {
+                    let r = e.res.add(i * e.ldr);
+                    x0 = _mm256_add_ps(x0, _mm256_loadu_ps(r));
+                    x1 = _mm256_add_ps(x1, _mm256_loadu_ps(r.add(8)));
+                }
+            }
+            _mm256_storeu_ps(cr, x0);
+            _mm256_storeu_ps(cr.add(8), x1);
         }
     }
 }
