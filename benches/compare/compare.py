@@ -90,6 +90,7 @@ def edgetune(binary: Path, args, env_extra=None) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--edgetune", required=True, type=Path)
+    ap.add_argument("--edgetune-bench", required=True, type=Path, help="the bench_backbone example")
     ap.add_argument("--shared", required=True, type=Path)
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--batch", type=int, default=32)
@@ -121,8 +122,21 @@ def main():
             ot, _ = ort_extract(model, all_files, threads)
             rows.append((f"extract {len(all_files)} photos, {threads} thread(s) [images/s, higher is better]",
                          f"{et:.1f}", f"{ot:.1f}", "ONNX Runtime", ot / et))
-    ort1 = ort_model_only(model, 1)
-    ortn = ort_model_only(model, cores)
+    # model only, edgetune and ORT alternating (the machine's speed drifts):
+    # medians of 5 rounds
+    rounds = []
+    for _ in range(5):
+        out = subprocess.run([str(a.edgetune_bench), "100"], check=True, capture_output=True, text=True,
+                             env=dict(os.environ, EDGETUNE_SHARED=str(a.shared)))
+        e = json.loads(out.stdout.strip().splitlines()[-1])
+        rounds.append((e["ms_per_image_1_thread"], e["ms_per_image_all_cores"],
+                       ort_model_only(model, 1, 100), ort_model_only(model, cores, 100)))
+    med = [float(np.median([r[i] for r in rounds])) for i in range(4)]
+    et1, etn, ort1, ortn = med
+    rows.append(("MobileNetV2 alone, 1 thread [ms/image, lower is better]", f"{et1:.2f}", f"{ort1:.2f}",
+                 "ONNX Runtime", et1 / ort1))
+    rows.append((f"MobileNetV2 alone, all {cores} cores [images/s, higher is better]", f"{1e3 / etn:.0f}",
+                 f"{1e3 / ortn:.0f}", "ONNX Runtime (intra-op threads)", etn / ortn))
 
     # --- head training on identical features (computed once with ORT) -----
     _, xtr = ort_extract(model, train_files, cores)
@@ -172,12 +186,14 @@ def main():
 
     print(f"# edgetune vs the usual tools — {time.strftime('%Y-%m-%d')}, {platform.machine()}, {cores} cores, "
           f"onnxruntime {ort.__version__}, scikit-learn {__import__('sklearn').__version__}\n")
-    print("| measure | edgetune | other | other is | ratio other/edgetune (extract) or edgetune/other |")
+    print("| measure | edgetune | other | other is | ratio |")
     print("|---|---|---|---|---|")
     for name, e, o, who, ratio in rows:
         print(f"| {name} | {e} | {o} | {who} | {'' if ratio is None else f'{ratio:.2f}'} |")
-    print(f"\nONNX Runtime model only (preprocessed input): {ort1:.2f} ms/image on 1 thread, "
-          f"{ortn:.2f} ms/image with {cores} intra-op threads.")
+    print(f"\nModel only (preprocessed input), medians of 5 alternating rounds: edgetune {et1:.2f} ms/image on "
+          f"1 thread, {etn:.2f} ms/image on {cores} cores (one plan per core); ONNX Runtime {ort1:.2f} ms/image "
+          f"on 1 thread, {ortn:.2f} ms/image with {cores} intra-op threads. Ratio: edgetune's time over the "
+          f"other's (for extract: the other's images/s over edgetune's), so below 1 edgetune is faster.")
 
 
 if __name__ == "__main__":

@@ -12,5 +12,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q onnxruntime scikit-learn numpy pillow
-cargo build --release --locked
-exec "$VENV/bin/python" benches/compare/compare.py --edgetune "$CARGO_TARGET_DIR/release/edgetune" --shared "$SHARED" "$@"
+cargo build --release --locked --bin edgetune --example bench_backbone
+exec "$VENV/bin/python" benches/compare/compare.py --edgetune "$CARGO_TARGET_DIR/release/edgetune" \
+  --edgetune-bench "$CARGO_TARGET_DIR/release/examples/bench_backbone" --shared "$SHARED" "$@"
