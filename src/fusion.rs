@@ -1,12 +1,96 @@
-//! Fusing what follows one of edgetune's conv ops into it, in declutter:
-//! a clamp (`Clip(0, 6)` is `Max(x, 0)` then `Min(x, 6)` once typed) and a
-//! residual `Add`. Shared by [`crate::pwconv`] and [`crate::stemconv`]. One
-//! axis op may sit between the conv and what follows (the move back to
-//! NCHW when nothing cancels it): element-wise ops commute with it.
+//! The graph work shared by edgetune's conv ops ([`crate::dwconv`],
+//! [`crate::pwconv`], [`crate::stemconv`]): finding the `Conv` nodes an op
+//! takes over ([`replace_convs`], [`const_value`], [`conv_bias`]), and, in
+//! declutter, fusing what follows one of them into it ([`next`]): a clamp
+//! (`Clip(0, 6)` is `Max(x, 0)` then `Min(x, 6)` once typed) and a residual
+//! `Add`. One axis op may sit between the conv and what follows (the move
+//! back to NCHW when nothing cancels it): element-wise ops commute with it.
 
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::math::{Add, Max, Min};
+
+/// Applies `patch_for` to the first `Conv` (in evaluation order) it
+/// matches, again and again until none matches; returns how many it
+/// replaced.
+pub fn replace_convs(
+    model: &mut TypedModel,
+    patch_for: impl Fn(&TypedModel, &TypedNode, &Conv) -> TractResult<Option<TypedModelPatch>>,
+) -> TractResult<usize> {
+    let mut replaced = 0;
+    loop {
+        let mut patch = None;
+        for id in model.eval_order()? {
+            let node = model.node(id);
+            let Some(conv) = node.op_as::<Conv>() else {
+                continue;
+            };
+            if let Some(p) = patch_for(model, node, conv)? {
+                patch = Some(p);
+                break;
+            }
+        }
+        let Some(p) = patch else { break };
+        p.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+/// The value of `outlet` when it is constant: a `Const`, or (before
+/// declutter has folded them) a short chain of ops on constants, such as
+/// the `Cast` tract-onnx puts on a conv bias.
+pub fn const_value(
+    model: &TypedModel,
+    outlet: OutletId,
+    depth: usize,
+) -> TractResult<Option<Arc<Tensor>>> {
+    if let Some(k) = &model.outlet_fact(outlet)?.konst {
+        return Ok(Some(k.clone()));
+    }
+    let node = model.node(outlet.node);
+    if depth == 0 || node.inputs.is_empty() || node.outputs.len() != 1 {
+        return Ok(None);
+    }
+    let mut inputs = tvec!();
+    for i in &node.inputs {
+        let Some(v) = const_value(model, *i, depth - 1)? else {
+            return Ok(None);
+        };
+        inputs.push(v.into_tvalue());
+    }
+    let Ok(Some(mut out)) = node.op.eval_out_of_plan(inputs) else {
+        return Ok(None);
+    };
+    Ok(Some(out.remove(0).into_arc_tensor()))
+}
+
+/// A conv node's bias as `cout` values (zeros when it has none, a scalar
+/// broadcast), or `None` when it is not a constant of a usable shape.
+pub fn conv_bias(
+    model: &TypedModel,
+    node: &TypedNode,
+    cout: usize,
+) -> TractResult<Option<Vec<f32>>> {
+    let Some(b) = node.inputs.get(2) else {
+        return Ok(Some(vec![0.0; cout]));
+    };
+    let Some(b) = const_value(model, *b, 3)? else {
+        return Ok(None);
+    };
+    let v: Vec<f32> = b
+        .cast_to::<f32>()?
+        .to_plain_array_view::<f32>()?
+        .iter()
+        .copied()
+        .collect();
+    Ok(match v.len() {
+        1 => Some(vec![v[0]; cout]),
+        n if n == cout => Some(v),
+        _ => None,
+    })
+}
 
 /// What the op can swallow.
 #[derive(Debug, Clone, Copy, PartialEq)]

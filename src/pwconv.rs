@@ -321,24 +321,8 @@ pub fn fuse_pointwise(mut model: TypedModel) -> TractResult<TypedModel> {
 /// move-back. Clamps and residual adds are fused later, by the op's
 /// declutter.
 pub fn rewrite(model: &mut TypedModel) -> TractResult<Report> {
-    let mut report = Report::default();
-    loop {
-        let mut patch = None;
-        for id in model.eval_order()? {
-            let node = model.node(id);
-            let Some(conv) = node.op_as::<Conv>() else {
-                continue;
-            };
-            if let Some(p) = patch_for(model, node, conv)? {
-                patch = Some(p);
-                break;
-            }
-        }
-        let Some(p) = patch else { break };
-        p.apply(model)?;
-        report.replaced += 1;
-    }
-    Ok(report)
+    let replaced = fusion::replace_convs(model, patch_for)?;
+    Ok(Report { replaced })
 }
 
 fn patch_for(
@@ -364,19 +348,7 @@ fn patch_for(
     rule_if!(pads.iter().all(|p| p.pad_before == 0 && p.pad_after == 0));
     rule_if_some!(kernel = model.outlet_fact(node.inputs[1])?.konst.clone());
     rule_if!(kernel.shape() == [cout, cin, 1, 1] && kernel.datum_type() == f32::datum_type());
-    let bias: Vec<f32> = match node.inputs.get(2) {
-        None => vec![0.0; cout],
-        Some(b) => {
-            rule_if_some!(b = crate::dwconv::const_value(model, *b, 3)?);
-            let b = b.cast_to::<f32>()?;
-            let v: Vec<f32> = b.to_plain_array_view::<f32>()?.iter().copied().collect();
-            match v.len() {
-                1 => vec![v[0]; cout],
-                n if n == cout => v,
-                _ => return Ok(None),
-            }
-        }
-    };
+    rule_if_some!(bias = fusion::conv_bias(model, node, cout)?);
     let k: Vec<f32> = kernel
         .to_plain_array_view::<f32>()?
         .iter()

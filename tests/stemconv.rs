@@ -52,6 +52,7 @@ fn im2col_is_a_plain_convolution() {
     assert_eq!(&p[15 * 4..], &[9.0, 0.0, 0.0, 0.0]);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn stem_model(
     seed: u64,
     cin: usize,

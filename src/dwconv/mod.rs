@@ -35,10 +35,10 @@ use std::sync::OnceLock;
 use anyhow::{Context as _, ensure};
 
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
-use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use crate::fusion::{self, Follow};
 
 /// The shape of one image's conv: input `[h, w, c]`, output `[oh, ow, c]`,
 /// 3x3 taps, `stride` on both axes, zero padding `pad_top` / `pad_left`
@@ -351,81 +351,25 @@ impl TypedOp for DwConv3x3 {
         )))
     }
 
-    /// Swallows a following `Max(x, a)` / `Min(x, b)` with a scalar constant
-    /// into the clamp, one at a time: `Clip(0, 6)` is `Max(x, 0)` then
-    /// `Min(x, 6)` once typed. An axis op in between (the move back to NCHW
-    /// when nothing cancels it) is kept: an element-wise clamp commutes with it.
+    /// Swallows a following ReLU6 (or any scalar clamp): see
+    /// [`fusion::next`].
     fn declutter(
         &self,
         model: &TypedModel,
         node: &TypedNode,
     ) -> TractResult<Option<TypedModelPatch>> {
-        let outputs = model.output_outlets()?;
-        let Some(mut succ) = model.single_succ(node.id)? else {
+        let g = self.geo;
+        let Some(f) = fusion::next(model, node, (g.lo, g.hi), false)? else {
             return Ok(None);
         };
-        if outputs.contains(&OutletId::new(node.id, 0)) {
-            return Ok(None);
-        }
-        let mut between = None;
-        if succ.op_is::<AxisOp>() {
-            if outputs.contains(&OutletId::new(succ.id, 0)) {
-                return Ok(None);
-            }
-            let Some(next) = model.single_succ(succ.id)? else {
-                return Ok(None);
-            };
-            between = Some(succ);
-            succ = next;
-        }
-        let prev = OutletId::new(between.map(|b| b.id).unwrap_or(node.id), 0);
-        let Some(bin) = succ.op_as::<TypedBinOp>() else {
+        let Follow::Clamp { lo, hi } = f.follow else {
             return Ok(None);
         };
-        if bin.1.is_some() || succ.inputs.len() != 2 {
-            return Ok(None);
-        }
-        let Some(mine) = succ.inputs.iter().position(|i| *i == prev) else {
-            return Ok(None);
+        let op = DwConv3x3 {
+            geo: Geometry { lo, hi, ..g },
+            ..self.clone()
         };
-        let other = model.outlet_fact(succ.inputs[1 - mine])?;
-        let Some(k) = other.konst.as_ref() else {
-            return Ok(None);
-        };
-        if k.len() != 1 || k.datum_type() != f32::datum_type() || other.rank() > 4 {
-            return Ok(None);
-        }
-        let v = k.cast_to_scalar::<f32>()?;
-        if v.is_nan() {
-            return Ok(None);
-        }
-        let mut geo = self.geo;
-        if bin.0.is::<Max>() && geo.hi == f32::INFINITY {
-            geo.lo = geo.lo.max(v);
-        } else if bin.0.is::<Min>() {
-            geo.hi = geo.hi.min(v);
-        } else {
-            return Ok(None);
-        }
-        let out = model.outlet_fact(succ.id.into())?;
-        if out.datum_type != f32::datum_type() || out.shape != model.outlet_fact(prev)?.shape {
-            return Ok(None);
-        }
-        let mut patch = TypedModelPatch::new(format!("dwconv3x3 clamp {}", succ.name));
-        let inputs = patch.taps(model, &node.inputs)?;
-        let mut y = patch.wire_node(
-            &node.name,
-            DwConv3x3 {
-                geo,
-                ..self.clone()
-            },
-            &inputs,
-        )?;
-        if let Some(b) = between {
-            y = patch.wire_node(&b.name, b.op.clone(), &y)?;
-        }
-        patch.shunt_outside(model, succ.id.into(), y[0])?;
-        Ok(Some(patch))
+        f.patch(model, node, op).map(Some)
     }
 
     as_op!();
@@ -458,52 +402,8 @@ pub fn fuse_depthwise(mut model: TypedModel) -> TractResult<TypedModel> {
 /// Replaces every matching depthwise `Conv` by move-to-NHWC, [`DwConv3x3`],
 /// move-back. The clamp is fused later, by the op's declutter.
 pub fn rewrite(model: &mut TypedModel) -> TractResult<Report> {
-    let mut report = Report::default();
-    loop {
-        let mut patch = None;
-        for id in model.eval_order()? {
-            let node = model.node(id);
-            let Some(conv) = node.op_as::<Conv>() else {
-                continue;
-            };
-            if let Some(p) = patch_for(model, node, conv)? {
-                patch = Some(p);
-                break;
-            }
-        }
-        let Some(p) = patch else { break };
-        p.apply(model)?;
-        report.replaced += 1;
-    }
-    Ok(report)
-}
-
-/// The value of `outlet` when it is constant: a `Const`, or (before
-/// declutter has folded them) a short chain of ops on constants, such as
-/// the `Cast` tract-onnx puts on a conv bias.
-pub(crate) fn const_value(
-    model: &TypedModel,
-    outlet: OutletId,
-    depth: usize,
-) -> TractResult<Option<Arc<Tensor>>> {
-    if let Some(k) = &model.outlet_fact(outlet)?.konst {
-        return Ok(Some(k.clone()));
-    }
-    let node = model.node(outlet.node);
-    if depth == 0 || node.inputs.is_empty() || node.outputs.len() != 1 {
-        return Ok(None);
-    }
-    let mut inputs = tvec!();
-    for i in &node.inputs {
-        let Some(v) = const_value(model, *i, depth - 1)? else {
-            return Ok(None);
-        };
-        inputs.push(v.into_tvalue());
-    }
-    let Ok(Some(mut out)) = node.op.eval_out_of_plan(inputs) else {
-        return Ok(None);
-    };
-    Ok(Some(out.remove(0).into_arc_tensor()))
+    let replaced = fusion::replace_convs(model, patch_for)?;
+    Ok(Report { replaced })
 }
 
 fn patch_for(
@@ -529,19 +429,7 @@ fn patch_for(
     let (h, w) = (shape[2], shape[3]);
     rule_if_some!(kernel = model.outlet_fact(node.inputs[1])?.konst.clone());
     rule_if!(kernel.shape() == [c, 1, 3, 3] && kernel.datum_type() == f32::datum_type());
-    let bias: Vec<f32> = match node.inputs.get(2) {
-        None => vec![0.0; c],
-        Some(b) => {
-            rule_if_some!(b = const_value(model, *b, 3)?);
-            let b = b.cast_to::<f32>()?;
-            let v: Vec<f32> = b.to_plain_array_view::<f32>()?.iter().copied().collect();
-            match v.len() {
-                1 => vec![v[0]; c],
-                n if n == c => v,
-                _ => return Ok(None),
-            }
-        }
-    };
+    rule_if_some!(bias = fusion::conv_bias(model, node, c)?);
     let pads = ps.computed_padding(&[h, w]);
     let pad = [
         pads[0].pad_before,

@@ -5,6 +5,9 @@
 //! methods on [`super::Kernels`]). They are also a complete runtime path
 //! (`EDGETUNE_KERNELS=scalar`).
 
+// The reference is plain index loops on purpose: obviously the formula.
+#![allow(clippy::needless_range_loop)]
+
 use super::{AdamStep, Epilogue, Mat, MatMut, SgdStep, XentOpts, check_gemm_dims};
 
 /// Reference GEMM `C = alpha·A·B + beta·C` (`C` not read when `beta == 0`):
