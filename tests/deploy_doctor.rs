@@ -253,8 +253,10 @@ fn i2c_bus_missing_address_silent_and_answering() {
 #[test]
 fn gpio_pins_free_taken_exported_and_clashing() {
     let b = Board::new();
-    let mut cfg = DeviceConfig::default();
-    cfg.triggers = vec!["gpio:17".into(), "interval:5s".into()];
+    let mut cfg = DeviceConfig {
+        triggers: vec!["gpio:17".into(), "interval:5s".into()],
+        ..Default::default()
+    };
     cfg.run.outputs = vec!["bees=gpio:22,hold=2s".into()];
     cfg.displays = vec!["oled:bus=1,addr=0x3c".into()];
     let n = Needs::of(&cfg);
@@ -301,8 +303,10 @@ fn gpio_pins_free_taken_exported_and_clashing() {
 #[test]
 fn spi_panel_needs_spidev_and_its_pins() {
     let b = Board::new();
-    let mut cfg = DeviceConfig::default();
-    cfg.displays = vec!["st7789:dc=25,rst=27,bl=18".into()];
+    let cfg = DeviceConfig {
+        displays: vec!["st7789:dc=25,rst=27,bl=18".into()],
+        ..Default::default()
+    };
     let n = Needs::of(&cfg);
     assert_eq!(n.spi, vec![(0, 0)]);
     assert_eq!(

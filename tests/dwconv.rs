@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::convs::*;
 use common::*;
 use edgetune::backbone::Backbone;
 use edgetune::dwconv::{self, DwConv3x3, Geometry, Isa};
@@ -14,19 +15,6 @@ use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::math;
 use tract_onnx::tract_core::ops::nn::DataFormat;
-
-fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
-
-/// max |a - b| / (1 + |b|)
-fn max_rel(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn every_kernel_matches_the_scalar_reference() {
@@ -140,22 +128,6 @@ fn dw_model(
     }
     model.select_output_outlets(&[y]).unwrap();
     model
-}
-
-fn conv_nhwc(mut model: TypedModel) -> TypedModel {
-    let t = tract_onnx::tract_core::transform::get_transform("conv_nhwc")
-        .unwrap()
-        .unwrap();
-    model.transform(&*t).unwrap();
-    model
-}
-
-fn ops_of(model: &TypedModel) -> Vec<String> {
-    model
-        .nodes
-        .iter()
-        .map(|n| n.op().name().to_string())
-        .collect()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::convs::*;
 use common::*;
 use edgetune::backbone::Backbone;
 use edgetune::kernels::{Epilogue, Isa, Kernels, Mat, MatMut};
@@ -15,19 +16,6 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::math;
 use tract_onnx::tract_core::ops::nn::DataFormat;
-
-fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
-
-/// max |a - b| / (1 + |b|)
-fn max_rel(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-        .fold(0.0, f32::max)
-}
 
 fn tables() -> Vec<Kernels> {
     Isa::ALL.into_iter().filter_map(Kernels::for_isa).collect()
@@ -205,30 +193,6 @@ fn block_model(seed: u64, n: usize, c: usize, h: usize, w: usize, expand: usize)
     let y = model.wire_node("add", math::add(), &[p, x]).unwrap()[0];
     model.select_output_outlets(&[y]).unwrap();
     model
-}
-
-fn conv_nhwc(mut model: TypedModel) -> TypedModel {
-    let t = tract_onnx::tract_core::transform::get_transform("conv_nhwc")
-        .unwrap()
-        .unwrap();
-    model.transform(&*t).unwrap();
-    model
-}
-
-fn ops_of(model: &TypedModel) -> Vec<String> {
-    model
-        .nodes
-        .iter()
-        .map(|n| n.op().name().to_string())
-        .collect()
-}
-
-fn values(t: &TValue) -> Vec<f32> {
-    t.to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::convs::*;
 use common::*;
 use edgetune::stemconv::{self, StemConv, StemGeometry};
 use rand::{Rng, SeedableRng};
@@ -12,18 +13,6 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::math;
 use tract_onnx::tract_core::ops::nn::DataFormat;
-
-fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
-
-fn max_rel(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn im2col_is_a_plain_convolution() {
@@ -99,22 +88,6 @@ fn stem_model(
     }
     model.select_output_outlets(&[y]).unwrap();
     model
-}
-
-fn conv_nhwc(mut model: TypedModel) -> TypedModel {
-    let t = tract_onnx::tract_core::transform::get_transform("conv_nhwc")
-        .unwrap()
-        .unwrap();
-    model.transform(&*t).unwrap();
-    model
-}
-
-fn values(t: &TValue) -> Vec<f32> {
-    t.to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
 }
 
 #[test]

@@ -104,7 +104,10 @@ pub(crate) unsafe trait MicroKernel {
 /// in registers: `c = clamp(acc + bias[j], lo, hi) + res[i·ldr + j]`.
 // Built only by drivers of kernels that read `A` in place (x86_64,
 // aarch64); on armv7 and ARMv6 nothing reads the fields.
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) struct TileEpilogue {
     /// The tile's `NR` bias values.
     pub bias: *const f32,

@@ -2,6 +2,8 @@
 //! model specs pointing straight at its files (tests never copy the model).
 #![allow(dead_code)]
 
+pub mod convs;
+
 use std::path::PathBuf;
 
 use edgetune::backbone::ModelSpec;
