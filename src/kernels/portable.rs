@@ -267,7 +267,7 @@ pub(crate) fn pack_b_with<K: MicroKernel>(b: &Mat<'_>) -> Vec<f32> {
 }
 
 /// `C = epilogue(A·B)` with `B` packed by [`pack_b_with`] for the same `K`.
-/// Loops: `MC` rows of `A` (packed), `KC` slices, `NR` panels of `B`, `MR`
+/// Loops: `MC` rows of `A` (packed, or read in place), `KC` slices, `NR` panels of `B`, `MR`
 /// rows; the epilogue runs on each tile right after its last slice, while
 /// it is still in L1.
 ///
@@ -298,10 +298,10 @@ pub(crate) fn gemm_packed_with<K: MicroKernel>(
         // SAFETY: dimensions were checked by the caller (`Kernels::gemm_packed`)
         // and above; the packing buffer is sized for one block.
         unsafe {
-            if K::DIRECT_A && a.col_stride() == 1 && k > 0 {
-                gemm_direct_loops::<K>(a, bp, n_pad, epi, c, apack)
+            if K::DIRECT_A && a.col_stride() == 1 {
+                gemm_packed_loops::<K, true>(a, bp, n_pad, epi, c, apack)
             } else {
-                gemm_packed_loops::<K>(a, bp, n_pad, epi, c, apack)
+                gemm_packed_loops::<K, false>(a, bp, n_pad, epi, c, apack)
             }
         };
     };
@@ -311,21 +311,29 @@ pub(crate) fn gemm_packed_with<K: MicroKernel>(
     });
 }
 
+/// The loops of [`gemm_packed_with`]. With `DIRECT`, `A` (row-major) is
+/// read in place by [`MicroKernel::tile_direct`], which also applies the
+/// epilogue in registers to full tiles, and only a block's last, partial
+/// row tile is copied (zero-padded) into `buf`; otherwise each `MC × KC`
+/// block of `A` is packed into `buf` for [`MicroKernel::tile`]. Edge tiles
+/// go through a scratch tile and get the epilogue from [`epilogue_row`].
 #[inline(always)]
-unsafe fn gemm_packed_loops<K: MicroKernel>(
+unsafe fn gemm_packed_loops<K: MicroKernel, const DIRECT: bool>(
     a: &Mat<'_>,
     bp: &[f32],
     n_pad: usize,
     epi: &Epilogue<'_>,
     c: &mut MatMut<'_>,
-    apack: &mut [f32],
+    buf: &mut [f32],
 ) {
     let (m, n, k) = (c.rows(), c.cols(), a.cols());
-    let ldc = c.ld();
+    let (ldc, lda) = (c.ld(), a.row_stride());
     let cptr = c.as_mut_ptr();
+    let aptr = a.data().as_ptr();
     let mut tmp = [0.0f32; MAX_TILE];
-    // SAFETY: all offsets stay inside `c` (m × n at ldc), `bp` (k × n_pad)
-    // and `apack` (one MC × KC block).
+    // SAFETY: all offsets stay inside `c` (m × n at ldc), `a` (m × k at
+    // lda, checked by `Mat`), `bp` (k × n_pad) and `buf` (one MC × KC
+    // block, or MR × KC).
     unsafe {
         for ic in (0..m).step_by(K::MC) {
             let mc = K::MC.min(m - ic);
@@ -335,76 +343,17 @@ unsafe fn gemm_packed_loops<K: MicroKernel>(
                 }
                 continue;
             }
-            for pc in (0..k).step_by(K::KC) {
-                let kc = K::KC.min(k - pc);
-                let last = pc + kc == k;
-                let beta = if pc == 0 { 0.0 } else { 1.0 };
-                pack_a::<K>(a, ic, mc, pc, kc, apack);
-                let bslice = bp.as_ptr().add(pc * n_pad);
-                for jr in (0..n).step_by(K::NR) {
-                    let nr = K::NR.min(n - jr);
-                    let bpanel = bslice.add(jr * kc);
-                    for ir in (0..mc).step_by(K::MR) {
-                        let mr = K::MR.min(mc - ir);
-                        let ap = apack.as_ptr().add(ir * kc);
-                        let ctile = cptr.add((ic + ir) * ldc + jr);
-                        if mr == K::MR && nr == K::NR {
-                            K::tile(kc, 1.0, ap, bpanel, beta, ctile, ldc);
-                        } else {
-                            K::tile(kc, 1.0, ap, bpanel, 0.0, tmp.as_mut_ptr(), K::NR);
-                            for i in 0..mr {
-                                for j in 0..nr {
-                                    let dst = &mut *ctile.add(i * ldc + j);
-                                    let v = tmp[i * K::NR + j];
-                                    *dst = if pc == 0 { v } else { v + *dst };
-                                }
-                            }
-                        }
-                        if last {
-                            for i in 0..mr {
-                                epilogue_row(ctile.add(i * ldc), jr, nr, ic + ir + i, epi, false);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// As [`gemm_packed_loops`], with `A` (row-major) read in place by
-/// [`MicroKernel::tile_direct`]: no packing pass over the activations. The
-/// last, partial row tile of a block is copied (zero-padded) into `edge`.
-#[inline(always)]
-unsafe fn gemm_direct_loops<K: MicroKernel>(
-    a: &Mat<'_>,
-    bp: &[f32],
-    n_pad: usize,
-    epi: &Epilogue<'_>,
-    c: &mut MatMut<'_>,
-    edge: &mut [f32],
-) {
-    let (m, n, k) = (c.rows(), c.cols(), a.cols());
-    let (ldc, lda) = (c.ld(), a.row_stride());
-    let cptr = c.as_mut_ptr();
-    let aptr = a.data().as_ptr();
-    let mut tmp = [0.0f32; MAX_TILE];
-    debug_assert!(edge.len() >= K::MR * K::KC.min(k));
-    // SAFETY: all offsets stay inside `c` (m × n at ldc), `a` (m × k at
-    // lda, checked by `Mat`), `bp` (k × n_pad) and `edge` (MR × KC).
-    unsafe {
-        for ic in (0..m).step_by(K::MC) {
-            let mc = K::MC.min(m - ic);
             let full_rows = mc / K::MR * K::MR;
             for pc in (0..k).step_by(K::KC) {
                 let kc = K::KC.min(k - pc);
                 let last = pc + kc == k;
                 let accumulate = pc > 0;
-                if full_rows < mc {
-                    let mr = mc - full_rows;
+                if !DIRECT {
+                    pack_a::<K>(a, ic, mc, pc, kc, buf);
+                } else if full_rows < mc {
                     for i in 0..K::MR {
-                        let dst = &mut edge[i * kc..(i + 1) * kc];
-                        if i < mr {
+                        let dst = &mut buf[i * kc..(i + 1) * kc];
+                        if full_rows + i < mc {
                             let src = aptr.add((ic + full_rows + i) * lda + pc);
                             dst.copy_from_slice(std::slice::from_raw_parts(src, kc));
                         } else {
@@ -418,15 +367,27 @@ unsafe fn gemm_direct_loops<K: MicroKernel>(
                     let bpanel = bslice.add(jr * kc);
                     for ir in (0..mc).step_by(K::MR) {
                         let mr = K::MR.min(mc - ir);
-                        let (ap, ld) = if mr == K::MR {
-                            (aptr.add((ic + ir) * lda + pc), lda)
-                        } else {
-                            (edge.as_ptr(), kc)
-                        };
                         let ctile = cptr.add((ic + ir) * ldc + jr);
+                        // this tile's rows of A, and their stride
+                        let (ap, ld) = match (DIRECT, mr == K::MR) {
+                            (false, _) => (buf.as_ptr().add(ir * kc), 0),
+                            (true, true) => (aptr.add((ic + ir) * lda + pc), lda),
+                            (true, false) => (buf.as_ptr(), kc),
+                        };
+                        let tile = |acc: bool,
+                                    dst: *mut f32,
+                                    ldd: usize,
+                                    te: Option<&TileEpilogue>| {
+                            if DIRECT {
+                                K::tile_direct(kc, ap, ld, bpanel, acc, dst, ldd, te)
+                            } else {
+                                K::tile(kc, 1.0, ap, bpanel, if acc { 1.0 } else { 0.0 }, dst, ldd)
+                            }
+                        };
                         if mr == K::MR && nr == K::NR {
-                            // a full tile: the epilogue in registers
-                            let te = last.then(|| TileEpilogue {
+                            // a full tile: in place, with the epilogue in
+                            // registers where the kernel reads A directly
+                            let te = (DIRECT && last).then(|| TileEpilogue {
                                 bias: epi.bias.as_ptr().add(jr),
                                 lo: epi.lo,
                                 hi: epi.hi,
@@ -435,15 +396,18 @@ unsafe fn gemm_direct_loops<K: MicroKernel>(
                                 }),
                                 ldr: epi.residual.as_ref().map_or(0, |r| r.row_stride()),
                             });
-                            K::tile_direct(kc, ap, ld, bpanel, accumulate, ctile, ldc, te.as_ref());
-                            continue;
-                        }
-                        K::tile_direct(kc, ap, ld, bpanel, false, tmp.as_mut_ptr(), K::NR, None);
-                        for i in 0..mr {
-                            for j in 0..nr {
-                                let dst = &mut *ctile.add(i * ldc + j);
-                                let v = tmp[i * K::NR + j];
-                                *dst = if accumulate { v + *dst } else { v };
+                            tile(accumulate, ctile, ldc, te.as_ref());
+                            if te.is_some() {
+                                continue;
+                            }
+                        } else {
+                            tile(false, tmp.as_mut_ptr(), K::NR, None);
+                            for i in 0..mr {
+                                for j in 0..nr {
+                                    let dst = &mut *ctile.add(i * ldc + j);
+                                    let v = tmp[i * K::NR + j];
+                                    *dst = if accumulate { v + *dst } else { v };
+                                }
                             }
                         }
                         if last {
