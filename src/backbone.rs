@@ -338,8 +338,10 @@ impl Session<'_> {
     /// Runs `input` `runs` times and times every node of tract's plan (what
     /// `tract --profile` shows): where a backbone's time goes.
     pub fn profile(&mut self, input: ArrayView4<f32>, runs: usize) -> Result<Vec<NodeTime>> {
-        let model = self.state.model().clone();
-        let mut times: Vec<Duration> = vec![Duration::ZERO; model.nodes().len()];
+        let nodes: Vec<(String, String)> = (self.state.model().nodes().iter())
+            .map(|n| (n.name.clone(), n.op().name().to_string()))
+            .collect();
+        let mut times: Vec<Duration> = vec![Duration::ZERO; nodes.len()];
         for _ in 0..runs {
             let t: Tensor = input.to_owned().into_dyn().into();
             self.state
@@ -350,16 +352,11 @@ impl Session<'_> {
                     r
                 })?;
         }
-        Ok(model
-            .nodes()
-            .iter()
+        Ok(nodes
+            .into_iter()
             .zip(times)
             .filter(|(_, t)| !t.is_zero())
-            .map(|(n, total)| NodeTime {
-                name: n.name.clone(),
-                op: n.op().name().to_string(),
-                total,
-            })
+            .map(|((name, op), total)| NodeTime { name, op, total })
             .collect())
     }
 }

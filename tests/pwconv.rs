@@ -7,7 +7,6 @@ mod common;
 
 use common::convs::*;
 use common::*;
-use edgetune::backbone::Backbone;
 use edgetune::kernels::{Epilogue, Isa, Kernels, Mat, MatMut};
 use edgetune::pwconv::{self, PwConv};
 use rand::{Rng, SeedableRng};
@@ -329,18 +328,4 @@ fn backbone_rewrite_replaces_every_pointwise_conv() {
     let want = read_f32(shared().join("models/reference/chelsea_features_ort_1x1280_f32.bin"));
     let d = max_abs_diff(&values(&out), &want);
     assert!(d < 1e-4, "max |rewritten tract - ORT| = {d}");
-}
-
-/// Through the public Backbone (the rewrite is on where a SIMD kernel is,
-/// unless EDGETUNE_PWCONV=0).
-#[test]
-fn backbone_with_the_rewrite_gives_reference_features() {
-    eprintln!("pwconv rewrite enabled: {}", pwconv::enabled());
-    let b = Backbone::load(&features_spec()).unwrap();
-    let v = read_f32(shared().join("models/reference/chelsea_input_1x3x224x224_f32.bin"));
-    let input = ndarray::Array4::from_shape_vec((1, 3, 224, 224), v).unwrap();
-    let out = b.session().unwrap().run_input(input.view()).unwrap();
-    let want = read_f32(shared().join("models/reference/chelsea_features_ort_1x1280_f32.bin"));
-    let d = max_abs_diff(&out.features, &want);
-    assert!(d < 1e-4, "max |tract - ORT| = {d}");
 }

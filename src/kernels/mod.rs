@@ -448,17 +448,6 @@ pub struct PackedB {
 }
 
 impl PackedB {
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-    /// Rows of `B` (the depth of the product).
-    pub fn k(&self) -> usize {
-        self.k
-    }
-    /// Columns of `B`.
-    pub fn n(&self) -> usize {
-        self.n
-    }
     /// The packed values (layout private to the instruction set).
     pub fn data(&self) -> &[f32] {
         &self.data
